@@ -1,0 +1,29 @@
+"""diffviz: a small, correct DDPM/DDIM library for teaching diffusion models.
+
+Timesteps are 0-based integers t in [0, T-1]; code t = k is the paper's t = k + 1.
+"""
+from .schedules import (
+    NoiseSchedule,
+    cosine_schedule,
+    extract,
+    from_betas,
+    get_schedule,
+    linear_schedule,
+    quadratic_schedule,
+    respace,
+    sampling_timesteps,
+    sigmoid_schedule,
+)
+from .diffusion import (
+    ddim_step,
+    ddpm_step,
+    predict_eps,
+    predict_x0,
+    q_posterior,
+    q_sample,
+    q_step,
+)
+from .sampling import Trajectory, sample
+from .oracle import GaussianMixtureDenoiser
+
+__version__ = "0.1.0"

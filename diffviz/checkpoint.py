@@ -1,0 +1,368 @@
+"""Checkpoints and exported models: safetensors + JSON only (never pickle, so loading runs no code).
+
+A training run's checkpoint directory:
+
+    runs/x/
+      latest                  # text: the name of the newest complete checkpoint, e.g. "step-000500"
+      step-000500/
+        config.json           # model config, schedule config, train config, step, versions, sha256s
+        model.safetensors     # the trained weights
+        ema.safetensors       # the EMA weights (what you sample with)
+        train_state.safetensors  # AdamW moments, RNG states (uint8), loss history; JSON in metadata
+
+Writes are atomic: everything goes into ``ckpt-*.tmp/`` first, is fsynced, and the folder is renamed
+to ``step-XXXXXX/``; only then is ``latest`` replaced (temp file + ``os.replace``). A crash leaves at
+worst a ``*.tmp`` folder, which is never read and is removed by the next save.
+
+An exported model (``export_model``) is two files, ``PREFIX.safetensors`` (weights, fp16 by
+default) and ``PREFIX.json`` — what ships in ``data/`` as a pretrained model.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from .schedules import NoiseSchedule
+from .toy import ToyConfig, ToyMLP
+from .unet import UNet, UNetConfig
+
+FORMAT_VERSION = 1
+MODEL_TYPES = {"unet": (UNet, UNetConfig), "toy_mlp": (ToyMLP, ToyConfig)}  # name → (class, config)
+_STEP_DIR = re.compile(r"^step-(\d+)$")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint or exported model that is missing, corrupt, or does not fit the model."""
+
+
+class LoadedModel(NamedTuple):
+    model: torch.nn.Module  # in eval mode, on the requested device
+    schedule: NoiseSchedule  # the noise schedule it was trained with
+    meta: dict  # step, images_seen, wall_time, train_config, versions, path, ...
+
+
+@dataclass
+class TrainState:
+    step: int  # optimizer steps done
+    images_seen: int  # training examples seen
+    wall_time: float  # seconds of training so far
+    rng_states: dict  # name → uint8 tensor (torch.Generator / torch RNG states)
+    losses: list  # loss of every step so far
+    extra: dict  # anything else the trainer stored
+
+
+# ----- models ↔ JSON -----
+def model_to_config(model) -> dict:
+    """{"type": ..., "config": {...}}: enough JSON to rebuild ``model`` (without its weights)."""
+    model = getattr(model, "_orig_mod", model)  # a torch.compile'd model wraps the original
+    for name, (cls, _) in MODEL_TYPES.items():
+        if isinstance(model, cls):
+            return {"type": name, "config": asdict(model.config)}
+    raise TypeError(f"cannot save a {type(model).__name__}; known model types: {', '.join(MODEL_TYPES)}")
+
+
+def model_from_config(config: dict):
+    """Inverse of ``model_to_config``: a freshly initialised model."""
+    if config.get("type") not in MODEL_TYPES:
+        raise CheckpointError(f"unknown model type {config.get('type')!r}; known: {', '.join(MODEL_TYPES)}")
+    cls, config_cls = MODEL_TYPES[config["type"]]
+    try:
+        model_config = config_cls(**config["config"])
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"invalid {config['type']} config {config['config']!r}: {err}") from None
+    with torch.random.fork_rng(devices=[]):  # the init is overwritten; leave the global RNG alone
+        return cls(model_config)
+
+
+def _weights(model) -> dict:
+    model = getattr(model, "_orig_mod", model)
+    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+
+
+# ----- low-level, durable file writes -----
+def _fsync_path(path: Path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_tensors(path: Path, tensors: dict, metadata: dict | None = None) -> dict:
+    """save_file + fsync; returns {"sha256", "bytes"} for config.json."""
+    save_file(tensors, str(path), metadata=metadata)
+    _fsync_path(path)
+    return {"sha256": _sha256(path), "bytes": path.stat().st_size}
+
+
+def _write_text_atomic(path: Path, text: str):
+    """Write ``text`` to ``path`` via a temp file in the same folder and ``os.replace``."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _versions() -> dict:
+    from . import __version__
+    import safetensors
+    return {"diffviz": __version__, "torch": torch.__version__, "safetensors": safetensors.__version__,
+            "python": platform.python_version()}
+
+
+# ----- saving -----
+def save_checkpoint(directory, model, schedule, *, ema_model=None, optimizer=None, train_config=None,
+                    step=0, images_seen=0, wall_time=0.0, rng_states=None, losses=None, keep=3,
+                    extra=None) -> Path:
+    """Atomically write ``directory/step-XXXXXX/`` and point ``directory/latest`` at it; keep the
+    newest ``keep`` checkpoints. Returns the new checkpoint's path."""
+    root = Path(directory)
+    root.mkdir(parents=True, exist_ok=True)
+    name = f"step-{step:06d}"
+    tmp = Path(tempfile.mkdtemp(prefix=f"ckpt-{step:06d}-", suffix=".tmp", dir=root))
+    try:
+        files = {"model.safetensors": _write_tensors(tmp / "model.safetensors", _weights(model))}
+        if ema_model is not None:
+            files["ema.safetensors"] = _write_tensors(tmp / "ema.safetensors", _weights(ema_model))
+        tensors, scalars = _train_state_tensors(optimizer, rng_states, losses, extra)
+        files["train_state.safetensors"] = _write_tensors(tmp / "train_state.safetensors", tensors,
+                                                          metadata={"json": json.dumps(scalars)})
+        meta = {"step": step, "images_seen": images_seen, "wall_time": wall_time,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": _versions()}
+        config = {"format": "diffviz-checkpoint", "format_version": FORMAT_VERSION,
+                  "model": model_to_config(model), "schedule": schedule.to_config(),
+                  "train_config": train_config, "meta": meta, "files": files}
+        _write_text_atomic(tmp / "config.json", json.dumps(config, indent=2))
+        _fsync_path(tmp)
+        final = root / name
+        if final.exists():  # re-saving the same step: move the old one aside first
+            os.replace(final, tempfile.mkdtemp(prefix="old-", suffix=".tmp", dir=root))
+        os.replace(tmp, final)
+        _write_text_atomic(root / "latest", name + "\n")
+        _fsync_path(root)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _prune(root, keep, current=name)
+    return final
+
+
+def _train_state_tensors(optimizer, rng_states, losses, extra):
+    """AdamW state → flat tensors ``optimizer.<param index>.<name>``; the rest as JSON scalars."""
+    tensors, scalars = {}, {"extra": extra or {}}
+    if optimizer is not None:
+        state = optimizer.state_dict()
+        for index, param_state in state["state"].items():
+            for key, value in param_state.items():
+                tensors[f"optimizer.{index}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
+        # hyper-parameters (lr, betas, ...) are JSON; a tensor-valued lr is stored as its float
+        groups = [{k: (v.item() if isinstance(v, torch.Tensor) else v) for k, v in g.items()}
+                  for g in state["param_groups"]]
+        scalars["param_groups"] = groups
+    for key, value in (rng_states or {}).items():
+        tensors[f"rng.{key}"] = value.detach().cpu().to(torch.uint8).contiguous()
+    tensors["losses"] = torch.tensor(list(losses or []), dtype=torch.float64)
+    return tensors, scalars
+
+
+def _prune(root: Path, keep: int, current: str):
+    """Delete all but the newest ``keep`` step folders (never ``current``), and leftover *.tmp folders."""
+    steps = sorted((int(m.group(1)), p) for p in root.iterdir() if (m := _STEP_DIR.match(p.name)) and p.is_dir())
+    for _, path in steps[:-keep] if keep > 0 else []:
+        if path.name != current:
+            shutil.rmtree(path, ignore_errors=True)
+    for path in root.glob("*.tmp"):
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+# ----- loading -----
+def has_checkpoint(directory) -> bool:
+    """True when ``directory`` is a checkpoint or holds a ``latest`` pointer."""
+    path = Path(directory)
+    return (path / "config.json").is_file() or (path / "latest").is_file()
+
+
+def resolve_checkpoint(path) -> Path:
+    """A checkpoint folder: ``path`` itself if it holds config.json, else the folder ``path/latest`` names."""
+    path = Path(path)
+    if (path / "config.json").is_file():
+        return path
+    if not path.is_dir():
+        raise CheckpointError(f"{path}: no such checkpoint folder")
+    if not (path / "latest").is_file():
+        raise CheckpointError(f"{path}: not a checkpoint (no config.json) and no 'latest' file")
+    name = (path / "latest").read_text(encoding="utf-8").strip()
+    if not _STEP_DIR.match(name) or not (path / name / "config.json").is_file():
+        raise CheckpointError(f"{path / 'latest'}: points to {name!r}, which is not a complete checkpoint")
+    return path / name
+
+
+def _read_config(folder: Path, kind="diffviz-checkpoint", file="config.json") -> dict:
+    path = folder / file if folder.is_dir() else folder
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: missing file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(config, dict) or config.get("format") != kind:
+        raise CheckpointError(f"{path}: not a {kind} file (its 'format' field is not {kind!r})")
+    if config.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{path}: unknown format_version {config.get('format_version')!r}; "
+                              f"this diffviz reads format_version {FORMAT_VERSION}")
+    return config
+
+
+def _read_tensors(path: Path, expected: dict | None):
+    """Load a safetensors file after checking it exists and matches the sha256 in ``expected``."""
+    if not path.is_file():
+        raise CheckpointError(f"{path}: missing file")
+    if expected is not None and _sha256(path) != expected.get("sha256"):
+        raise CheckpointError(f"{path}: sha256 does not match the one recorded at save time; "
+                              f"the file is corrupt or truncated ({path.stat().st_size} bytes, "
+                              f"expected {expected.get('bytes')})")
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            return {k: f.get_tensor(k) for k in f.keys()}, f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"{path}: cannot be read as safetensors ({err}); truncated or corrupt file") from None
+
+
+def _load_weights(module, path: Path, expected: dict | None):
+    """Copy the tensors of ``path`` into ``module`` after checking every key and shape."""
+    tensors, _ = _read_tensors(path, expected)
+    own = getattr(module, "_orig_mod", module).state_dict()
+    missing = sorted(set(own) - set(tensors))
+    unexpected = sorted(set(tensors) - set(own))
+    wrong = [f"{k} {tuple(tensors[k].shape)} vs model {tuple(v.shape)}"
+             for k, v in own.items() if k in tensors and tensors[k].shape != v.shape]
+    if missing or unexpected or wrong:
+        raise CheckpointError(f"{path}: weights do not match the model config: missing keys {missing[:4]}, "
+                              f"unexpected keys {unexpected[:4]}, shape mismatches {wrong[:4]}")
+    getattr(module, "_orig_mod", module).load_state_dict(tensors)
+
+
+def _files(folder: Path, config: dict) -> dict:
+    files = config.get("files")
+    if not isinstance(files, dict) or "model.safetensors" not in files:
+        raise CheckpointError(f"{folder / 'config.json'}: has no valid 'files' table")
+    return files
+
+
+def load_checkpoint(path, device="cpu", ema=True) -> LoadedModel:
+    """Rebuild the model from config.json and load its EMA weights (``ema=True``, when saved) or
+    its raw weights. ``path``: a step-XXXXXX folder, or a checkpoint_dir (its ``latest`` is used).
+    Returns: LoadedModel(model in eval mode, schedule, meta)."""
+    folder = resolve_checkpoint(path)
+    config = _read_config(folder)
+    files = _files(folder, config)
+    model = model_from_config(config["model"])
+    weights = "ema.safetensors" if ema and "ema.safetensors" in files else "model.safetensors"
+    _load_weights(model, folder / weights, files[weights])
+    meta = {**config.get("meta", {}), "train_config": config.get("train_config"), "path": str(folder),
+            "weights": weights, "format_version": config["format_version"]}
+    return LoadedModel(model.to(device).eval(), NoiseSchedule.from_config(config["schedule"]), meta)
+
+
+def load_train_state(path, model, ema_model, optimizer) -> TrainState:
+    """Load weights, EMA weights and optimizer state of a checkpoint into the given objects (for
+    ``Trainer.resume``); returns the step count, RNG states and loss history."""
+    folder = resolve_checkpoint(path)
+    config = _read_config(folder)
+    files = _files(folder, config)
+    _load_weights(model, folder / "model.safetensors", files["model.safetensors"])
+    if ema_model is not None:
+        _load_weights(ema_model, folder / "ema.safetensors", files.get("ema.safetensors"))
+    state_path = folder / "train_state.safetensors"
+    tensors, metadata = _read_tensors(state_path, files.get("train_state.safetensors"))
+    scalars = json.loads(metadata.get("json", "{}"))
+    if optimizer is not None:
+        _load_optimizer(optimizer, tensors, scalars, state_path)
+    rng = {k[len("rng."):]: v for k, v in tensors.items() if k.startswith("rng.")}
+    meta = config.get("meta", {})
+    losses = tensors["losses"].tolist() if "losses" in tensors else []
+    return TrainState(meta.get("step", 0), meta.get("images_seen", 0), meta.get("wall_time", 0.0), rng,
+                      losses, scalars.get("extra", {}))
+
+
+def _load_optimizer(optimizer, tensors, scalars, path):
+    if "param_groups" not in scalars:
+        raise CheckpointError(f"{path}: holds no optimizer state")
+    state = {}
+    for key, value in tensors.items():
+        if key.startswith("optimizer."):
+            _, index, name = key.split(".", 2)
+            state.setdefault(int(index), {})[name] = value
+    groups = [{k: tuple(v) if k == "betas" else v for k, v in g.items()} for g in scalars["param_groups"]]
+    try:
+        optimizer.load_state_dict({"state": state, "param_groups": groups})
+    except (ValueError, KeyError) as err:
+        raise CheckpointError(f"{path}: optimizer state does not fit this model's parameters ({err})") from None
+
+
+# ----- compact inference-only export -----
+def export_model(model, schedule, path_prefix, dtype=torch.float16, metadata=None) -> Path:
+    """Write ``PREFIX.safetensors`` (weights cast to ``dtype``) and ``PREFIX.json`` (model and
+    schedule config, sha256, ``metadata``), each atomically. Returns the JSON path."""
+    prefix = Path(path_prefix)
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    weights = {k: v.to(dtype) if v.is_floating_point() else v for k, v in _weights(model).items()}
+    tensor_path = prefix.with_name(prefix.name + ".safetensors")
+    fd, tmp = tempfile.mkstemp(prefix=f".{tensor_path.name}-", suffix=".tmp", dir=prefix.parent)
+    os.close(fd)
+    try:
+        info = _write_tensors(Path(tmp), weights)
+        os.replace(tmp, tensor_path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    config = {"format": "diffviz-model", "format_version": FORMAT_VERSION, "model": model_to_config(model),
+              "schedule": schedule.to_config(), "dtype": str(dtype).removeprefix("torch."),
+              "weights": {"file": tensor_path.name, **info}, "versions": _versions(), "metadata": metadata or {}}
+    json_path = prefix.with_name(prefix.name + ".json")
+    _write_text_atomic(json_path, json.dumps(config, indent=2))
+    return json_path
+
+
+def load_model(path_prefix, device="cpu", dtype=torch.float32) -> LoadedModel:
+    """Load an ``export_model`` pair (``PREFIX``, ``PREFIX.json`` or ``PREFIX.safetensors``),
+    with weights converted to ``dtype``. Returns: LoadedModel(model in eval mode, schedule, meta)."""
+    prefix = Path(path_prefix)
+    if prefix.suffix in (".json", ".safetensors"):
+        prefix = prefix.with_suffix("")
+    json_path = prefix.with_name(prefix.name + ".json")
+    config = _read_config(json_path, kind="diffviz-model")
+    model = model_from_config(config["model"])
+    _load_weights(model, json_path.parent / config["weights"]["file"], config["weights"])
+    meta = {**config.get("metadata", {}), "versions": config.get("versions"), "path": str(json_path)}
+    return LoadedModel(model.to(device=device, dtype=dtype).eval(), NoiseSchedule.from_config(config["schedule"]), meta)

@@ -1,0 +1,211 @@
+"""The Gaussian diffusion equations: forward process, posterior, and one reverse step.
+
+Shapes: x_0, x_t, ε are (B, ...) of any rank — (B, C, H, W) for images, (B, 2) for 2-D toys.
+``t`` is an int (the same step for the whole batch) or a (B,) int64 tensor, 0-based in [0, T-1];
+code ``t = k`` is the paper's ``t = k + 1`` (see ``diffviz.schedules``).
+
+The sampler steps never call a model: they take the model's ε prediction as an argument, like
+diffusers' ``scheduler.step``. ``diffviz.sampling.sample`` runs the loop.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from .schedules import NoiseSchedule, extract
+
+VARIANCE_TYPES = ("fixed_small", "fixed_large")
+
+
+class Posterior(NamedTuple):
+    mean: torch.Tensor  # (B, ...) μ̃_t(x_t, x_0)
+    variance: torch.Tensor  # (B, 1, ..., 1) β̃_t, broadcastable to the mean
+
+
+class StepOutput(NamedTuple):
+    prev_sample: torch.Tensor  # (B, ...) x_{t−1} (x at the previous, less noisy, step)
+    pred_original_sample: torch.Tensor  # (B, ...) x̂_0 predicted at this step
+
+
+def check_timesteps(schedule: NoiseSchedule, t, x: torch.Tensor, name: str = "t"):
+    """Validate ``t`` for a batch ``x``; returns an int or a (B,) int64 tensor on the CPU."""
+    T = schedule.num_timesteps
+    if isinstance(t, bool) or not isinstance(t, (int, torch.Tensor)):
+        raise TypeError(f"{name} must be an int or an int64 tensor, got {type(t).__name__}")
+    if isinstance(t, int):
+        if not 0 <= t < T:
+            raise ValueError(f"{name}={t} is out of range: timesteps are 0-based in [0, {T - 1}]")
+        return t
+    if t.dtype.is_floating_point or t.dtype == torch.bool:
+        raise TypeError(f"{name} must hold integers, got dtype {t.dtype}")
+    if t.ndim == 0:
+        return check_timesteps(schedule, int(t), x, name)
+    if t.ndim != 1 or t.shape[0] != x.shape[0]:
+        raise ValueError(f"{name} must have shape ({x.shape[0]},) to match the batch, got {tuple(t.shape)}")
+    t = t.long().cpu()
+    if t.min() < 0 or t.max() >= T:
+        raise ValueError(f"{name} out of range: got values in [{t.min()}, {t.max()}], allowed [0, {T - 1}]")
+    return t
+
+
+def _check_same_shape(**tensors):
+    (first_name, first), *rest = tensors.items()
+    for name, tensor in rest:
+        if tensor.shape != first.shape:
+            raise ValueError(
+                f"{name} must have the shape of {first_name} {tuple(first.shape)}, got {tuple(tensor.shape)}"
+            )
+
+
+def _gaussian_noise(like: torch.Tensor, noise, generator):
+    if noise is not None:
+        _check_same_shape(x=like, noise=noise)
+        return noise.to(device=like.device, dtype=like.dtype)
+    device = generator.device if generator is not None else like.device
+    z = torch.randn(like.shape, generator=generator, device=device, dtype=like.dtype)
+    return z.to(like.device)
+
+
+def q_sample(schedule, x0, t, noise=None, generator=None):
+    """Sample x_t ~ q(x_t | x_0) in one jump (Ho et al. 2020, Eq. 4):
+    x_t = √ᾱ_t · x_0 + √(1 − ᾱ_t) · ε,  ε ~ N(0, I).
+
+    Args: x0 (B, ...); t int or (B,) int64 in [0, T−1] (code t = k is the paper's t = k + 1);
+          noise ε, same shape as x0 (drawn from ``generator`` when None).
+    Returns: x_t, same shape as x0.
+    """
+    t = check_timesteps(schedule, t, x0)
+    noise = _gaussian_noise(x0, noise, generator)
+    alpha_bar = schedule.alphas_cumprod  # (T,) float64; coefficients are formed before the cast
+    sqrt_alpha_bar_t = extract(alpha_bar.sqrt(), t, x0)  # (B, 1, ..., 1)
+    sqrt_one_minus_alpha_bar_t = extract((1 - alpha_bar).sqrt(), t, x0)
+    return sqrt_alpha_bar_t * x0 + sqrt_one_minus_alpha_bar_t * noise
+
+
+def q_step(schedule, x_prev, t, noise=None, generator=None):
+    """One Markov step of the forward process (Ho et al. 2020, Eq. 2):
+    x_t = √(1 − β_t) · x_{t−1} + √β_t · ε.
+
+    Args: x_prev (B, ...) is x_{t−1} (for code t = 0 that is x_0); t int or (B,) in [0, T−1];
+          noise, same shape (drawn from ``generator`` when None).
+    Returns: x_t. Iterating this from x_0 for t = 0..k has the distribution of ``q_sample(x0, k)``.
+    """
+    t = check_timesteps(schedule, t, x_prev)
+    noise = _gaussian_noise(x_prev, noise, generator)
+    beta = schedule.betas
+    return extract((1 - beta).sqrt(), t, x_prev) * x_prev + extract(beta.sqrt(), t, x_prev) * noise
+
+
+def q_posterior(schedule, x0, x_t, t) -> Posterior:
+    """Mean and variance of q(x_{t−1} | x_t, x_0) (Ho et al. 2020, Eqs. 6–7):
+    μ̃_t = √ᾱ_{t−1} β_t / (1 − ᾱ_t) · x_0 + √α_t (1 − ᾱ_{t−1}) / (1 − ᾱ_t) · x_t
+    β̃_t = (1 − ᾱ_{t−1}) / (1 − ᾱ_t) · β_t
+
+    Args: x0, x_t (B, ...); t int or (B,) in [0, T−1]. At code t = 0, ᾱ_{t−1} = 1: mean = x0, β̃ = 0.
+    Returns: Posterior(mean (B, ...), variance (B, 1, ..., 1)).
+    """
+    _check_same_shape(x0=x0, x_t=x_t)
+    t = check_timesteps(schedule, t, x_t)
+    beta_t, alpha_t = schedule.betas, schedule.alphas  # (T,) float64: coefficients formed before the cast
+    alpha_bar_t, alpha_bar_prev = schedule.alphas_cumprod, schedule.alphas_cumprod_prev
+    coef_x0 = extract(alpha_bar_prev.sqrt() * beta_t / (1 - alpha_bar_t), t, x_t)  # (B, 1, ..., 1)
+    coef_xt = extract(alpha_t.sqrt() * (1 - alpha_bar_prev) / (1 - alpha_bar_t), t, x_t)
+    variance = extract(schedule.posterior_variance, t, x_t)
+    return Posterior(coef_x0 * x0 + coef_xt * x_t, variance)
+
+
+def predict_x0(schedule, x_t, t, eps):
+    """The "full noise removal" x̂_0: Eq. 4 of Ho et al. 2020 solved for x_0,
+    x̂_0 = (x_t − √(1 − ᾱ_t) · ε̂) / √ᾱ_t.
+
+    Removing the whole predicted noise ε̂ in one jump, from any t: this is what the network
+    predicts, not the small difference between x_t and x_{t−1}.
+    Args: x_t, eps (B, ...); t int or (B,) in [0, T−1]. Returns: x̂_0 (B, ...).
+    """
+    _check_same_shape(x_t=x_t, eps=eps)
+    t = check_timesteps(schedule, t, x_t)
+    alpha_bar_t = schedule.alphas_cumprod  # (T,) float64
+    sqrt_recip_alpha_bar_t = extract(alpha_bar_t.rsqrt(), t, x_t)  # (B, 1, ..., 1)
+    sqrt_recip_snr_t = extract(((1 - alpha_bar_t) / alpha_bar_t).sqrt(), t, x_t)  # √(1−ᾱ_t)/√ᾱ_t
+    return sqrt_recip_alpha_bar_t * x_t - sqrt_recip_snr_t * eps
+
+
+def predict_eps(schedule, x_t, t, x0):
+    """The noise that takes x_0 to x_t: ε = (x_t − √ᾱ_t · x_0) / √(1 − ᾱ_t) (Eq. 4 solved for ε)."""
+    _check_same_shape(x_t=x_t, x0=x0)
+    t = check_timesteps(schedule, t, x_t)
+    alpha_bar_t = schedule.alphas_cumprod  # (T,) float64
+    return (x_t - extract(alpha_bar_t.sqrt(), t, x_t) * x0) / extract((1 - alpha_bar_t).sqrt(), t, x_t)
+
+
+def ddpm_step(schedule, x_t, t, eps, noise=None, variance="fixed_small", generator=None,
+              clip_sample=False) -> StepOutput:
+    """One ancestral step x_t → x_{t−1} (Ho et al. 2020, Algorithm 2, line 4):
+    x_{t−1} = μ̃_t(x_t, x̂_0) + σ_t · z,  z ~ N(0, I), and z = 0 at the last step (code t = 0).
+
+    μ̃_t(x_t, x̂_0) equals 1/√α_t · (x_t − β_t / √(1 − ᾱ_t) · ε̂) (Eq. 11); it is computed through
+    x̂_0 = ``predict_x0`` so that ``clip_sample`` can clamp x̂_0 to [−1, 1] first (as Ho et al.'s
+    code and diffusers do; off by default, which is exactly Algorithm 2).
+    ``variance``: "fixed_small" is σ_t² = β̃_t, "fixed_large" is σ_t² = β_t (Sec. 3.2; diffusers' names).
+
+    Args: x_t, eps (B, ...); t int or (B,) in [0, T−1]; noise z (same shape) or ``generator``.
+    Returns: StepOutput(prev_sample=x_{t−1}, pred_original_sample=x̂_0).
+    """
+    if variance not in VARIANCE_TYPES:
+        raise ValueError(f"variance must be one of {VARIANCE_TYPES}, got {variance!r}")
+    t = check_timesteps(schedule, t, x_t)
+    x0_pred = predict_x0(schedule, x_t, t, eps)
+    if clip_sample:
+        x0_pred = x0_pred.clamp(-1, 1)
+    mean = q_posterior(schedule, x0_pred, x_t, t).mean
+    sigma_sq = schedule.posterior_variance if variance == "fixed_small" else schedule.betas  # (T,)
+    sigma_sq = sigma_sq * (torch.arange(schedule.num_timesteps) > 0)  # no noise at the last step, t = 0
+    z = _gaussian_noise(x_t, noise, generator)
+    return StepOutput(mean + extract(sigma_sq.sqrt(), t, x_t) * z, x0_pred)
+
+
+def ddim_sigma(schedule, t, t_prev, eta, like, dtype=None):
+    """σ_t(η) of Song et al. 2020, Eq. 16:
+    σ = η · √((1 − ᾱ_prev) / (1 − ᾱ_t)) · √(1 − ᾱ_t / ᾱ_prev), with ᾱ_prev = 1 when t_prev = −1.
+    Returns: (B, 1, ..., 1) with ``like``'s rank and device, in ``dtype`` (default like's).
+    """
+    alpha_bar_t = extract(schedule.alphas_cumprod, t, like, torch.float64)  # float64 until the end
+    alpha_bar_prev = _alpha_bar_prev(schedule, t_prev, like, torch.float64)
+    sigma = eta * ((1 - alpha_bar_prev) / (1 - alpha_bar_t) * (1 - alpha_bar_t / alpha_bar_prev)).sqrt()
+    return sigma.to(dtype or like.dtype)
+
+
+def _alpha_bar_prev(schedule, t_prev, like, dtype=None):
+    """ᾱ at ``t_prev``; t_prev = −1 means "before the first step", where ᾱ = 1."""
+    padded = torch.cat([torch.ones(1, dtype=torch.float64), schedule.alphas_cumprod])
+    return extract(padded, t_prev + 1, like, dtype)
+
+
+def ddim_step(schedule, x_t, t, t_prev, eps, eta=0.0, noise=None, generator=None,
+              clip_sample=False) -> StepOutput:
+    """One DDIM step x_t → x_{t_prev} (Song et al. 2020, Eq. 12):
+    x_prev = √ᾱ_prev · x̂_0 + √(1 − ᾱ_prev − σ²) · ε̂ + σ · z,  σ = σ_t(η) from Eq. 16.
+
+    η = 0 is deterministic (DDIM); η = 1 with t_prev = t − 1 has σ² = β̃_t, the DDPM posterior.
+    Args: x_t, eps (B, ...); t int or (B,) in [0, T−1]; t_prev < t, in [−1, T−2], where −1 means
+          ᾱ_prev = 1 (the final jump to x̂_0); eta ≥ 0; noise z or ``generator``.
+    Returns: StepOutput(prev_sample=x_{t_prev}, pred_original_sample=x̂_0).
+    """
+    if not (isinstance(eta, (int, float)) and eta >= 0):
+        raise ValueError(f"eta must be a number >= 0, got {eta!r}")
+    t = check_timesteps(schedule, t, x_t)
+    t_prev = check_timesteps(schedule, t_prev + 1, x_t, name="t_prev + 1") - 1  # in [-1, T-2]
+    if torch.any(torch.as_tensor(t_prev) >= torch.as_tensor(t)):
+        raise ValueError(f"t_prev must be smaller than t, got t={t}, t_prev={t_prev}")
+    x0_pred = predict_x0(schedule, x_t, t, eps)
+    if clip_sample:
+        x0_pred = x0_pred.clamp(-1, 1)
+        eps = predict_eps(schedule, x_t, t, x0_pred)  # keep ε̂ consistent with the clamped x̂_0
+    alpha_bar_prev = _alpha_bar_prev(schedule, t_prev, x_t, torch.float64)  # (B, 1, ..., 1)
+    sigma = ddim_sigma(schedule, t, t_prev, eta, x_t, torch.float64)
+    coef_eps = (1 - alpha_bar_prev - sigma**2).clamp(min=0).sqrt().to(x_t.dtype)
+    prev = alpha_bar_prev.sqrt().to(x_t.dtype) * x0_pred + coef_eps * eps
+    if eta > 0:
+        prev = prev + sigma.to(x_t.dtype) * _gaussian_noise(x_t, noise, generator)
+    return StepOutput(prev, x0_pred)

@@ -1,0 +1,172 @@
+"""The reverse process: run a sampler from pure noise to data, keeping every step.
+
+``sample`` works with ANY ε-predictor ``eps_model(x_t, t)`` (or ``eps_model(x_t, t, y)`` when a
+class label ``y`` is given): a trained U-Net, a toy MLP, or the exact denoiser of a known
+distribution (``diffviz.oracle``). It returns a ``Trajectory`` holding the input x_t, the predicted
+noise ε̂ and the predicted clean sample x̂_0 at every step — the "full noise removal" view.
+
+Timesteps are 0-based in [0, T−1]; code t = k is the paper's t = k + 1.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+from torch import nn
+
+from .diffusion import ddim_step, ddpm_step, predict_x0
+from .schedules import NoiseSchedule, respace, sampling_timesteps
+
+SAMPLERS = ("ddpm", "ddim")
+
+
+@dataclass
+class Trajectory:
+    """One sampling run. S = number of sampler steps; shapes follow the ``shape`` asked for.
+
+    ``x_t[i]`` is the input of step i, at training timestep ``timesteps[i]``; ``eps[i]`` is the
+    (guided) noise the model predicted there and ``x0_hat[i]`` the clean sample that removing all of
+    that noise gives (``predict_x0``). All tensors live on the CPU, in float32. With
+    ``record=False`` only ``timesteps`` and ``sample`` are kept (x_t, eps, x0_hat are None).
+    """
+
+    timesteps: torch.Tensor  # (S,) int64, descending training timesteps visited
+    x_t: Optional[torch.Tensor]  # (S, *shape) input of each step
+    eps: Optional[torch.Tensor]  # (S, *shape) predicted noise ε̂ at each step
+    x0_hat: Optional[torch.Tensor]  # (S, *shape) predicted clean sample x̂_0 at each step
+    sample: torch.Tensor  # (*shape) the final sample x_0
+    sampler: str = "ddpm"  # "ddpm" or "ddim"
+
+    def __len__(self):
+        return self.timesteps.numel()
+
+
+def guided_eps(eps_model, x_t, t, y=None, guidance_scale=None):
+    """The ε̂ the sampler uses. Without ``y``: ``eps_model(x_t, t)``. With ``y`` and a scale w,
+    classifier-free guidance (Ho & Salimans 2022, Eq. 6, written with w' = 1 + w):
+    ε̂ = ε(x_t, t, ∅) + w · (ε(x_t, t, y) − ε(x_t, t, ∅)),
+    so w = 0 is unconditional, w = 1 is plain conditional and w > 1 pushes towards the class.
+    ∅ is passed as ``y=None``.
+    """
+    if y is None:
+        return eps_model(x_t, t)
+    if guidance_scale is None or guidance_scale == 1:
+        return eps_model(x_t, t, y)
+    uncond = eps_model(x_t, t, None)
+    if guidance_scale == 0:
+        return uncond
+    return uncond + guidance_scale * (eps_model(x_t, t, y) - uncond)
+
+
+def _model_device(eps_model, device):
+    if device is not None:
+        return torch.device(device)
+    if isinstance(eps_model, nn.Module):
+        for p in eps_model.parameters():
+            return p.device
+    return torch.device("cpu")
+
+
+def _check_args(schedule, shape, sampler, num_steps, eta, y, guidance_scale):
+    if not isinstance(schedule, NoiseSchedule):
+        raise TypeError(f"schedule must be a NoiseSchedule, got {type(schedule).__name__}")
+    if not (isinstance(shape, (tuple, list, torch.Size)) and len(shape) >= 1
+            and all(isinstance(n, int) and n > 0 for n in shape)):
+        raise ValueError(f"shape must be a tuple of positive ints like (B, C, H, W), got {shape!r}")
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r}; use one of {SAMPLERS}")
+    if num_steps is not None and not (isinstance(num_steps, int) and 1 <= num_steps <= schedule.num_timesteps):
+        raise ValueError(f"num_steps must be an int in [1, {schedule.num_timesteps}] or None, got {num_steps!r}")
+    if not (isinstance(eta, (int, float)) and eta >= 0):
+        raise ValueError(f"eta must be a number >= 0, got {eta!r}")
+    if guidance_scale is not None and y is None:
+        raise ValueError("guidance_scale needs class labels y")
+
+
+def _labels(y, batch, device):
+    if y is None:
+        return None
+    y = torch.as_tensor(y, dtype=torch.long, device=device)
+    if y.ndim == 0:
+        y = y.expand(batch)
+    if y.shape != (batch,):
+        raise ValueError(f"y must be an int or have shape ({batch},), got {tuple(y.shape)}")
+    return y
+
+
+def _plan(schedule, sampler, num_steps, spacing):
+    """The steps to run: a list of (model timestep, step function of (x, eps, generator))."""
+    T = schedule.num_timesteps
+    kept = sampling_timesteps(T, num_steps or T, spacing)  # (S,) descending
+    if sampler == "ddim":
+        prev = torch.cat([kept[1:], torch.tensor([-1])])
+        return kept, [(int(t), int(p)) for t, p in zip(kept, prev)], schedule
+    # DDPM: with fewer steps, run the respaced chain whose betas come from the kept ᾱ values.
+    step_schedule = schedule if kept.numel() == T else respace(schedule, kept)
+    indices = torch.arange(kept.numel() - 1, -1, -1)  # step i of the respaced chain ↔ kept[...]
+    return kept, [(int(i), None) for i in indices], step_schedule
+
+
+@torch.no_grad()
+def sample(eps_model, schedule, shape, sampler="ddpm", num_steps=None, eta=0.0, generator=None,
+           device=None, y=None, guidance_scale=None, record=True, *, timestep_spacing="trailing",
+           variance="fixed_small", clip_sample=False, x_T=None, progress=False) -> Trajectory:
+    """Generate samples by running the reverse process from x_T ~ N(0, I).
+
+    "ddpm": ancestral sampling (Ho et al. 2020, Algorithm 2), σ² from ``variance``; with
+    ``num_steps`` < T the chain is respaced (Nichol & Dhariwal 2021, Sec. 4).
+    "ddim": Song et al. 2020, Eq. 12 with σ(η) from Eq. 16 (η = ``eta``), over ``num_steps``.
+    ``timestep_spacing`` ("trailing", "leading", "linspace") picks the visited timesteps as in
+    diffusers; "trailing" starts at t = T − 1, where x_T ~ N(0, I) is the right start.
+
+    Args: eps_model(x_t (B, ...), t (B,) int64[, y (B,) int64 or None]) → ε̂ (B, ...);
+          shape (B, ...) of the samples; generator: a torch.Generator for every random draw;
+          y: class labels (int or (B,)) for a conditional model; guidance_scale: w for guidance;
+          record: keep x_t, ε̂, x̂_0 of every step (on the CPU); x_T: the starting noise.
+    Returns: Trajectory.
+    """
+    _check_args(schedule, shape, sampler, num_steps, eta, y, guidance_scale)
+    device = _model_device(eps_model, device)
+    shape = tuple(shape)
+    y = _labels(y, shape[0], device)
+    kept, steps, step_schedule = _plan(schedule, sampler, num_steps, timestep_spacing)
+
+    if x_T is None:
+        noise_device = generator.device if generator is not None else device
+        x_T = torch.randn(shape, generator=generator, device=noise_device)
+    elif tuple(x_T.shape) != shape:
+        raise ValueError(f"x_T must have shape {shape}, got {tuple(x_T.shape)}")
+    x = x_T.to(device=device, dtype=torch.float32)
+
+    S = len(steps)
+    buffers = [torch.empty((S, *shape)) for _ in range(3)] if record else [None] * 3
+    was_training = isinstance(eps_model, nn.Module) and eps_model.training
+    if isinstance(eps_model, nn.Module):
+        eps_model.eval()
+    iterator = steps
+    if progress:
+        from tqdm.auto import tqdm
+        iterator = tqdm(steps, desc=f"{sampler} sampling", leave=False)
+    try:
+        for i, (t_model, (step_t, t_prev)) in enumerate(zip(kept.tolist(), iterator)):
+            t_batch = torch.full((shape[0],), t_model, dtype=torch.long, device=device)
+            eps = guided_eps(eps_model, x, t_batch, y, guidance_scale).to(x.dtype)
+            if sampler == "ddim":
+                out = ddim_step(schedule, x, step_t, t_prev, eps, eta=eta, generator=generator,
+                                clip_sample=clip_sample)
+            else:
+                out = ddpm_step(step_schedule, x, step_t, eps, variance=variance, generator=generator,
+                                clip_sample=clip_sample)
+            if record:
+                x0_hat = out.pred_original_sample
+                if clip_sample:  # record the unclipped x̂_0 = predict_x0(x_t, ε̂) of the docstring
+                    x0_hat = predict_x0(schedule, x, t_model, eps)
+                for buffer, value in zip(buffers, (x, eps, x0_hat)):
+                    buffer[i].copy_(value)
+            x = out.prev_sample
+    finally:
+        if was_training:
+            eps_model.train()
+    x_t, eps_all, x0_all = buffers
+    return Trajectory(kept.clone(), x_t, eps_all, x0_all, x.float().cpu(), sampler)

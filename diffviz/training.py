@@ -1,0 +1,310 @@
+"""Training an ε-model with L_simple (Ho et al. 2020, Algorithm 1).
+
+    repeat:  x_0 ~ data,  t ~ Uniform{0, …, T-1},  ε ~ N(0, I)
+             take a gradient step on  ‖ε − ε_θ(√ᾱ_t·x_0 + √(1−ᾱ_t)·ε, t)‖²
+
+t is 0-based (code t = k is the paper's t = k + 1). ``Trainer`` adds what makes this work in
+practice: AdamW with linear warm-up, gradient clipping, an EMA of the weights (used for sampling),
+label dropout for classifier-free guidance, bf16 autocast on CUDA, checkpoints that resume exactly.
+
+Randomness: batches, t, ε and label dropout come from ``trainer.generator`` (on the device); model
+init and dropout use torch's global RNG, but only inside ``fork_rng`` blocks seeded from
+``config.seed``, so the caller's global RNG is left untouched and runs are reproducible.
+"""
+from __future__ import annotations
+
+import copy
+import time
+import warnings
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from . import checkpoint as ckpt
+from .data import load_dataset
+from .diffusion import q_sample
+from .sampling import sample
+from .schedules import get_schedule
+from .toy import ToyConfig, ToyMLP
+from .unet import PRESETS, UNet, preset
+
+
+@dataclass
+class TrainConfig:
+    dataset: str = "digits"  # a name for diffviz.data.load_dataset ("swiss_roll", "digits", "mnist-5k", ...)
+    num_data: int | None = None  # use only this many training examples (None = all)
+    model: str = "auto"  # "toy" (ToyMLP), a UNet preset ("tiny", "small", "medium", "cifar"), or "auto"
+    model_overrides: dict = field(default_factory=dict)  # extra UNetConfig / ToyConfig fields
+    conditional: bool = False  # train a class-conditional model on the dataset's labels
+    label_dropout: float | None = None  # p(label → null class) for guidance; None = 0.1 if conditional
+    schedule: str = "linear"  # noise schedule name for diffviz.schedules.get_schedule
+    num_timesteps: int = 1000  # T
+    steps: int = 2000  # total optimizer steps (a resumed run continues up to this number)
+    batch_size: int = 128  # examples per step
+    lr: float = 2e-4  # AdamW learning rate after warm-up (Ho et al. 2020 use 2e-4)
+    weight_decay: float = 0.0  # AdamW weight decay
+    warmup_steps: int = 100  # linear learning-rate warm-up from 0 over this many steps
+    grad_clip: float | None = 1.0  # clip the gradient's global norm to this (None = off)
+    ema_decay: float = 0.999  # EMA decay; the effective decay is min(ema_decay, (1+n)/(10+n))
+    seed: int = 0  # seeds data order, t, ε, label dropout, model init and dropout
+    device: str = "auto"  # "auto" (CUDA if available), "cpu", "cuda", "cuda:1", ...
+    bf16: bool | None = None  # bf16 autocast; None = on for CUDA. CUDA only.
+    num_threads: int | None = None  # torch.set_num_threads for CPU training (None = leave as is)
+    checkpoint_dir: str | None = None  # folder for checkpoints (None = no checkpoints)
+    checkpoint_every: int = 0  # save every N steps (0 = only at the end); needs checkpoint_dir
+    keep_checkpoints: int = 3  # keep the newest K checkpoints
+    resume: bool = False  # continue from checkpoint_dir's latest checkpoint if there is one
+    log_every: int = 50  # report a TrainEvent to the callback every N steps
+    sample_every: int = 0  # attach EMA samples to the event every N steps (0 = never)
+    num_samples: int = 16  # how many samples to draw then
+    sample_steps: int = 25  # DDIM steps for those samples
+
+    def __post_init__(self):
+        for name in ("steps", "batch_size", "num_timesteps", "log_every", "num_samples", "sample_steps",
+                     "keep_checkpoints"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        for name in ("warmup_steps", "checkpoint_every", "sample_every"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                raise ValueError(f"{name} must be an int >= 0, got {getattr(self, name)!r}")
+        if not (self.lr > 0 and 0 <= self.ema_decay < 1):
+            raise ValueError(f"need lr > 0 and ema_decay in [0, 1), got lr={self.lr}, ema_decay={self.ema_decay}")
+        if self.label_dropout is not None and not 0 <= self.label_dropout < 1:
+            raise ValueError(f"label_dropout must be in [0, 1) or None, got {self.label_dropout!r}")
+        if self.model not in ("auto", "toy", *PRESETS):
+            raise ValueError(f"unknown model {self.model!r}; use 'auto', 'toy' or one of {', '.join(PRESETS)}")
+
+
+@dataclass
+class TrainEvent:
+    step: int  # optimizer steps done so far
+    loss: float  # mean L_simple over the steps since the previous event
+    lr: float  # learning rate of the last step
+    images_seen: int  # training examples seen so far
+    elapsed: float  # seconds spent in fit() so far (continues across resumes)
+    samples: torch.Tensor | None = None  # (N, *data_shape) EMA samples on the CPU, every sample_every
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """'auto' → CUDA when available, else CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def build_model(config: TrainConfig, data_shape: tuple, num_classes: int | None):
+    """The model ``config.model`` names, sized for data of shape (C, H, W) or (D,)."""
+    name = config.model if config.model != "auto" else ("toy" if len(data_shape) == 1 else "tiny")
+    if name == "toy":
+        if len(data_shape) != 1:
+            raise ValueError(f"model 'toy' needs (N, D) data, got examples of shape {data_shape}")
+        return ToyMLP(ToyConfig(data_dim=data_shape[0], num_classes=num_classes, **config.model_overrides))
+    if len(data_shape) != 3 or data_shape[1] != data_shape[2]:
+        raise ValueError(f"model {name!r} needs square (C, H, W) images, got examples of shape {data_shape}")
+    C, H, _ = data_shape
+    return UNet(preset(name, in_channels=C, image_size=H, num_classes=num_classes, **config.model_overrides))
+
+
+class Trainer:
+    """Holds the model, its EMA copy, the optimizer, the data (on the device) and the step count."""
+
+    def __init__(self, config: TrainConfig, model=None, dataset=None):
+        self.config = config
+        self.device = resolve_device(config.device)
+        self.use_bf16 = config.bf16 if config.bf16 is not None else self.device.type == "cuda"
+        if self.use_bf16 and self.device.type != "cuda":
+            raise ValueError(f"bf16=True needs a CUDA device, got device={config.device!r}")
+        if config.num_threads:
+            torch.set_num_threads(config.num_threads)
+        self._rng_devices = [self.device] if self.device.type == "cuda" else []
+        self._set_data(dataset if dataset is not None else
+                       load_dataset(config.dataset, split="train", n=config.num_data, seed=config.seed))
+        with self._seeded_rng(config.seed):  # model init is reproducible, the caller's RNG untouched
+            model = model if model is not None else build_model(config, self.data_shape, self.num_classes)
+            self._torch_rng = self._get_torch_rng()  # dropout's RNG state, continued by fit()
+        self.model = model.to(self.device)
+        self.ema_model = copy.deepcopy(self.model).eval().requires_grad_(False)
+        self.schedule = get_schedule(config.schedule, config.num_timesteps)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr,
+                                           weight_decay=config.weight_decay)
+        self.generator = torch.Generator(self.device).manual_seed(config.seed)
+        self.step, self.images_seen, self.elapsed, self.losses = 0, 0, 0.0, []  # losses: one per step
+        self._pending = []  # loss tensors of steps not yet copied into self.losses
+        self.stop_requested = False  # a callback may set this to end fit() early
+        if config.resume and config.checkpoint_dir and ckpt.has_checkpoint(config.checkpoint_dir):
+            self.resume(config.checkpoint_dir)
+
+    def _set_data(self, dataset):
+        self.data_x = dataset.x.to(self.device, torch.float32)  # (N, C, H, W) or (N, D)
+        self.data_shape = tuple(self.data_x.shape[1:])
+        self.data_y, self.num_classes, self.label_dropout = None, None, 0.0
+        if self.config.conditional:
+            if dataset.y is None or not dataset.num_classes:
+                raise ValueError(f"conditional=True needs a labelled dataset; {self.config.dataset!r} has no labels")
+            self.data_y = dataset.y.to(self.device, torch.long)  # (N,)
+            self.num_classes = dataset.num_classes
+            p = self.config.label_dropout
+            self.label_dropout = 0.1 if p is None else p
+
+    @contextmanager
+    def _seeded_rng(self, seed=None, state=None):
+        """Run a block with torch's global RNG set to ``seed`` or ``state``; restore it afterwards."""
+        with torch.random.fork_rng(devices=self._rng_devices):
+            if seed is not None:
+                torch.manual_seed(seed)
+            else:
+                self._set_torch_rng(state)
+            yield
+
+    def _get_torch_rng(self) -> dict:
+        states = {"torch_cpu": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            states["torch_cuda"] = torch.cuda.get_rng_state(self.device)
+        return states
+
+    def _set_torch_rng(self, states: dict):
+        torch.set_rng_state(states["torch_cpu"])
+        if self.device.type == "cuda" and "torch_cuda" in states:
+            torch.cuda.set_rng_state(states["torch_cuda"], self.device)
+
+    # ----- one step of Algorithm 1 -----
+    def lr_at(self, step: int) -> float:
+        """Linear warm-up to config.lr over warmup_steps, then constant (Ho et al. 2020)."""
+        warmup = self.config.warmup_steps
+        return self.config.lr * min(1.0, (step + 1) / warmup) if warmup else self.config.lr
+
+    def next_batch(self):
+        """A random batch (indices drawn with replacement from self.generator): x0 (B, ...), y (B,) or None."""
+        idx = torch.randint(0, self.data_x.shape[0], (self.config.batch_size,), generator=self.generator,
+                            device=self.device)
+        return self.data_x[idx], (self.data_y[idx] if self.data_y is not None else None)
+
+    def train_step(self, x0, y=None) -> torch.Tensor:
+        """One optimizer step on L_simple = ‖ε − ε_θ(√ᾱ_t x_0 + √(1−ᾱ_t) ε, t)‖² (Ho et al. 2020, Eq. 14).
+
+        Args: x0 (B, C, H, W) or (B, D) data on the device; y (B,) int64 labels or None.
+        Returns: the loss, a detached 0-dim tensor (no device sync).
+        """
+        B, g = x0.shape[0], self.generator
+        t = torch.randint(0, self.schedule.num_timesteps, (B,), generator=g, device=self.device)  # (B,)
+        noise = torch.randn(x0.shape, generator=g, device=self.device)  # ε ~ N(0, I)
+        if y is not None and self.label_dropout > 0:  # classifier-free guidance: sometimes drop the label
+            drop = torch.rand(B, generator=g, device=self.device) < self.label_dropout
+            y = torch.where(drop, torch.full_like(y, self.num_classes), y)
+        x_t = q_sample(self.schedule, x0, t, noise)  # √ᾱ_t x_0 + √(1−ᾱ_t) ε
+        self.model.train()
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16):
+            eps_pred = self.model(x_t, t) if y is None else self.model(x_t, t, y)
+        loss = F.mse_loss(eps_pred.float(), noise)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr_at(self.step)
+        self.optimizer.step()
+        self.step += 1
+        self.images_seen += B
+        self.update_ema()
+        return loss.detach()
+
+    @torch.no_grad()
+    def update_ema(self):
+        """θ_ema ← decay·θ_ema + (1 − decay)·θ, with decay = min(ema_decay, (1+n)/(10+n)) after n steps."""
+        n = self.step
+        decay = min(self.config.ema_decay, (1 + n) / (10 + n))
+        for p_ema, p in zip(self.ema_model.parameters(), self.model.parameters()):
+            p_ema.lerp_(p.detach(), 1.0 - decay)
+        for b_ema, b in zip(self.ema_model.buffers(), self.model.buffers()):
+            b_ema.copy_(b)
+
+    # ----- the loop -----
+    def fit(self, callback=None, progress: bool = True) -> "Trainer":
+        """Train until ``config.steps``. ``callback(TrainEvent)`` runs every ``log_every`` steps (and
+        on ``sample_every`` steps, with EMA samples); set ``trainer.stop_requested = True`` to stop."""
+        from tqdm.auto import tqdm
+
+        cfg, start = self.config, time.perf_counter() - self.elapsed
+        bar = tqdm(total=cfg.steps, initial=self.step, disable=not progress, desc="training")
+        self.stop_requested, self._event_mark = False, len(self.losses)
+        with self._seeded_rng(state=self._torch_rng):  # dropout continues its own seeded stream
+            while self.step < cfg.steps and not self.stop_requested:
+                self._pending.append(self.train_step(*self.next_batch()))
+                self.elapsed = time.perf_counter() - start
+                bar.update(1)
+                last = self.step == cfg.steps
+                want_samples = bool(cfg.sample_every) and self.step % cfg.sample_every == 0
+                if self.step % cfg.log_every == 0 or want_samples or last:
+                    event = self._event(want_samples)
+                    bar.set_postfix(loss=f"{event.loss:.4f}")
+                    if callback is not None:
+                        callback(event)
+                if cfg.checkpoint_dir and (last or (cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0)):
+                    self._torch_rng = self._get_torch_rng()
+                    self.save_checkpoint()
+            self._torch_rng = self._get_torch_rng()
+        self._flush_losses()
+        bar.close()
+        return self
+
+    def _flush_losses(self):
+        """Move the per-step loss tensors into ``self.losses`` (one device sync for many steps)."""
+        if self._pending:
+            self.losses.extend(torch.stack(self._pending).tolist())
+            self._pending = []
+
+    def _event(self, want_samples) -> TrainEvent:
+        self._flush_losses()
+        recent = self.losses[self._event_mark:] or [float("nan")]
+        self._event_mark = len(self.losses)
+        samples = self.sample_ema(self.config.num_samples) if want_samples else None
+        return TrainEvent(self.step, sum(recent) / len(recent), self.lr_at(self.step - 1),
+                          self.images_seen, self.elapsed, samples)
+
+    def sample_ema(self, n: int = 16, num_steps: int | None = None, seed: int = 0):
+        """n DDIM samples (η = 0) from the EMA model with a fixed generator; conditional models get
+        labels 0, 1, 2, … in turn. Returns: (n, *data_shape) float32 on the CPU."""
+        g = torch.Generator(self.device).manual_seed(seed)
+        y = torch.arange(n, device=self.device) % self.num_classes if self.num_classes else None
+        traj = sample(self.ema_model, self.schedule, (n, *self.data_shape), sampler="ddim",
+                      num_steps=min(num_steps or self.config.sample_steps, self.schedule.num_timesteps),
+                      generator=g, device=self.device, y=y, record=False)
+        return traj.sample
+
+    # ----- checkpoints -----
+    def save_checkpoint(self, directory=None):
+        """Write a checkpoint of everything needed to resume into ``directory`` (default:
+        config.checkpoint_dir) as ``step-XXXXXX/``; returns its path."""
+        directory = directory or self.config.checkpoint_dir
+        if directory is None:
+            raise ValueError("save_checkpoint needs a directory (config.checkpoint_dir is None)")
+        self._flush_losses()
+        rng = {"generator": self.generator.get_state(), **self._torch_rng}
+        return ckpt.save_checkpoint(
+            directory, self.model, self.schedule, ema_model=self.ema_model, optimizer=self.optimizer,
+            train_config=asdict(self.config), step=self.step, images_seen=self.images_seen,
+            wall_time=self.elapsed, rng_states=rng, losses=self.losses, keep=self.config.keep_checkpoints,
+            extra={"generator_device": self.device.type})
+
+    def resume(self, path) -> "Trainer":
+        """Restore model, EMA, optimizer, step count, losses and RNG states from a checkpoint
+        (a step-XXXXXX folder, or a checkpoint_dir whose ``latest`` is followed)."""
+        state = ckpt.load_train_state(path, self.model, self.ema_model, self.optimizer)
+        if state.extra.get("generator_device") == self.device.type:
+            self.generator.set_state(state.rng_states["generator"])
+        else:  # a CPU generator's state cannot drive a CUDA generator: reseed, deterministically
+            warnings.warn("checkpoint was written on another device type: data order is reseeded")
+            self.generator.manual_seed(self.config.seed + 1_000_003 * state.step)
+        if "torch_cpu" in state.rng_states:
+            self._torch_rng = {k: v for k, v in state.rng_states.items() if k.startswith("torch_")}
+        self.step, self.images_seen, self.elapsed = state.step, state.images_seen, state.wall_time
+        self.losses, self._pending = list(state.losses), []
+        return self
+
+
+def train(config: TrainConfig, callback=None, progress: bool = True, model=None, dataset=None) -> Trainer:
+    """Build a Trainer for ``config`` and run ``fit``; returns the trainer (model, ema_model, losses)."""
+    return Trainer(config, model=model, dataset=dataset).fit(callback=callback, progress=progress)
