@@ -227,6 +227,11 @@ def resolve_checkpoint(path) -> Path:
     return path / name
 
 
+def checkpoint_config(path) -> dict:
+    """The parsed config.json of a checkpoint (or of a run folder's ``latest``)."""
+    return _read_config(resolve_checkpoint(path))
+
+
 def _read_config(folder: Path, kind="diffviz-checkpoint", file="config.json") -> dict:
     path = folder / file if folder.is_dir() else folder
     try:

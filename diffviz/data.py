@@ -76,7 +76,12 @@ def gaussian_mixture_params(num_components: int = 8, radius: float = math.sqrt(2
                             std: float = 0.1) -> GaussianMixtureParams:
     """The classic "8 Gaussians on a circle". The defaults are what load_dataset uses:
     radius √2 and std 0.1 give a per-coordinate variance of r²/2 + s² = 1.01.
+
+    Returns: GaussianMixtureParams, e.g. for GaussianMixtureDenoiser(p.means, p.stds, p.weights, ...).
     """
+    if not (isinstance(num_components, int) and num_components >= 1) or radius < 0 or std <= 0:
+        raise ValueError(f"need an int num_components >= 1, radius >= 0 and std > 0; got "
+                         f"num_components={num_components!r}, radius={radius!r}, std={std!r}")
     angles = 2 * math.pi * torch.arange(num_components, dtype=torch.float64) / num_components
     means = radius * torch.stack([angles.cos(), angles.sin()], dim=1)  # (K, 2)
     stds = torch.full((num_components,), std, dtype=torch.float64)
@@ -183,7 +188,7 @@ def _select_split(images, labels, split, test_per_class):
 
 
 # name -> (file, max pixel value, test images per class)
-_BUNDLED = {"digits": ("digits.npz", 15, 18), "mnist-5k": ("mnist5k.npz", 255, 50)}
+_BUNDLED = {"digits": ("digits.npz", 16, 18), "mnist-5k": ("mnist5k.npz", 255, 50)}
 
 
 def _load_bundled(name, split):

@@ -43,7 +43,7 @@ class TrainConfig:
     num_timesteps: int = 1000  # T
     steps: int = 2000  # total optimizer steps (a resumed run continues up to this number)
     batch_size: int = 128  # examples per step
-    lr: float = 2e-4  # AdamW learning rate after warm-up (Ho et al. 2020 use 2e-4)
+    lr: float | None = None  # AdamW lr after warm-up; None = 2e-4 for U-Nets (Ho et al. 2020), 1e-3 for "toy"
     weight_decay: float = 0.0  # AdamW weight decay
     warmup_steps: int = 100  # linear learning-rate warm-up from 0 over this many steps
     grad_clip: float | None = 1.0  # clip the gradient's global norm to this (None = off)
@@ -70,7 +70,7 @@ class TrainConfig:
         for name in ("warmup_steps", "checkpoint_every", "sample_every"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
                 raise ValueError(f"{name} must be an int >= 0, got {getattr(self, name)!r}")
-        if not (self.lr > 0 and 0 <= self.ema_decay < 1):
+        if not ((self.lr is None or self.lr > 0) and 0 <= self.ema_decay < 1):
             raise ValueError(f"need lr > 0 and ema_decay in [0, 1), got lr={self.lr}, ema_decay={self.ema_decay}")
         if self.label_dropout is not None and not 0 <= self.label_dropout < 1:
             raise ValueError(f"label_dropout must be in [0, 1) or None, got {self.label_dropout!r}")
@@ -128,7 +128,8 @@ class Trainer:
         self.model = model.to(self.device)
         self.ema_model = copy.deepcopy(self.model).eval().requires_grad_(False)
         self.schedule = get_schedule(config.schedule, config.num_timesteps)
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr,
+        self.lr = config.lr or (1e-3 if isinstance(self.model, ToyMLP) else 2e-4)  # after warm-up
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.lr,
                                            weight_decay=config.weight_decay)
         self.generator = torch.Generator(self.device).manual_seed(config.seed)
         self.step, self.images_seen, self.elapsed, self.losses = 0, 0, 0.0, []  # losses: one per step
@@ -172,9 +173,9 @@ class Trainer:
 
     # ----- one step of Algorithm 1 -----
     def lr_at(self, step: int) -> float:
-        """Linear warm-up to config.lr over warmup_steps, then constant (Ho et al. 2020)."""
+        """Linear warm-up to self.lr over warmup_steps, then constant (Ho et al. 2020)."""
         warmup = self.config.warmup_steps
-        return self.config.lr * min(1.0, (step + 1) / warmup) if warmup else self.config.lr
+        return self.lr * min(1.0, (step + 1) / warmup) if warmup else self.lr
 
     def next_batch(self):
         """A random batch (indices drawn with replacement from self.generator): x0 (B, ...), y (B,) or None."""

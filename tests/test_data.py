@@ -62,6 +62,12 @@ def test_gaussian_mixture_params_are_the_classic_eight():
     assert torch.allclose(p.weights.sum(), torch.tensor(1.0, dtype=torch.float64))
 
 
+@pytest.mark.parametrize("kwargs", [dict(num_components=0), dict(std=0.0), dict(radius=-1.0)])
+def test_gaussian_mixture_params_reject_bad_values(kwargs):
+    with pytest.raises(ValueError, match=next(iter(kwargs))):
+        gaussian_mixture_params(**kwargs)
+
+
 def test_gaussian_mixture_samples_match_params():
     p = gaussian_mixture_params()
     ds = load_dataset("gaussian_mixture", n=16_000, seed=1)
@@ -98,6 +104,19 @@ def test_bundled_images_conventions_and_splits(name, hw, sizes):
     assert not rows(train) & rows(test)
     assert rows(train) | rows(test) == rows(everything)
     assert torch.equal(test.x, load_dataset(name, split="test").x)  # deterministic
+
+
+@pytest.mark.parametrize("name, filename, per_class", [("digits", "digits.npz", 18),
+                                                       ("mnist-5k", "mnist5k.npz", 50)])
+def test_test_split_is_the_last_images_of_each_class(name, filename, per_class):
+    """The documented rule: within each class, the last `per_class` rows of the file are test."""
+    with np.load(REPO / "data" / filename) as f:
+        images, labels = f["images"], f["labels"]
+    rows = np.sort(np.concatenate([np.flatnonzero(labels == c)[-per_class:] for c in range(10)]))
+    test = load_dataset(name, split="test")
+    assert torch.equal(test.y, torch.from_numpy(labels[rows].astype(np.int64)))
+    expected = torch.from_numpy(images[rows] / (images.max() / 2) - 1).float()
+    assert torch.allclose(test.x[:, 0], expected, atol=1e-6)
 
 
 def test_bundled_files_hold_the_upstream_class_counts():
@@ -227,7 +246,11 @@ def test_load_image_from_a_path(tmp_path):
     img = load_image(tmp_path / "grey.png")
     assert img.shape == (3, 2, 3)
     assert torch.allclose(img[1], torch.from_numpy(pixels / 127.5 - 1).float())
-    assert load_image(str(tmp_path / "grey.png"), size=1).shape == (3, 1, 1)
+    # an int size centre-crops a wide image to a square before resizing
+    wide = np.array([[0, 100, 200, 255]] * 2, dtype=np.uint8)  # (H=2, W=4)
+    Image.fromarray(wide, mode="L").save(tmp_path / "wide.png")
+    square = load_image(str(tmp_path / "wide.png"), size=2)
+    assert torch.allclose(square[0], torch.tensor([[100, 200]] * 2) / 127.5 - 1)
 
 
 @pytest.mark.parametrize("kwargs, match", [(dict(name="dog"), "name='dog'"),
