@@ -252,7 +252,7 @@ def _read_tensors(path: Path, expected: dict | None):
     """Load a safetensors file after checking it exists and matches the sha256 in ``expected``."""
     if not path.is_file():
         raise CheckpointError(f"{path}: missing file")
-    if expected is not None and _sha256(path) != expected.get("sha256"):
+    if expected is not None and "sha256" in expected and _sha256(path) != expected["sha256"]:
         raise CheckpointError(f"{path}: sha256 does not match the one recorded at save time; "
                               f"the file is corrupt or truncated ({path.stat().st_size} bytes, "
                               f"expected {expected.get('bytes')})")

@@ -100,18 +100,27 @@ def run_sample(args) -> int:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     path = Path(args.checkpoint)
-    model, schedule, meta = (load_checkpoint(path, device=device, ema=not args.no_ema) if path.is_dir()
-                             else load_model(path, device=device))
+    if path.is_dir():
+        model, schedule, meta = load_checkpoint(path, device=device, ema=not args.no_ema)
+    elif path.is_file() or path.with_name(path.name + ".json").is_file():
+        model, schedule, meta = load_model(path, device=device)
+    else:
+        raise ValueError(f"--checkpoint {path}: no checkpoint folder or exported model (PREFIX.json) there")
     cfg = model.config
-    shape = (args.n, cfg.data_dim) if hasattr(cfg, "data_dim") else (args.n, cfg.in_channels, cfg.image_size, cfg.image_size)
+    if hasattr(cfg, "data_dim"):  # a 2-D toy model
+        shape = (args.n, cfg.data_dim)
+    else:
+        shape = (args.n, cfg.in_channels, cfg.image_size, cfg.image_size)
     y = None
     if args.class_label is not None or args.guidance is not None:
         if not cfg.num_classes:
             raise ValueError("--class/--guidance need a class-conditional model; this one is unconditional")
         if args.class_label is not None and not 0 <= args.class_label < cfg.num_classes:
             raise ValueError(f"--class must be in [0, {cfg.num_classes - 1}], got {args.class_label}")
-    if cfg.num_classes:  # default: one class after another, 0, 1, 2, ...
-        y = torch.arange(args.n) % cfg.num_classes if args.class_label is None else torch.full((args.n,), args.class_label)
+    if cfg.num_classes and args.class_label is not None:
+        y = torch.full((args.n,), args.class_label)
+    elif cfg.num_classes:  # by default one class after another: 0, 1, 2, ...
+        y = torch.arange(args.n) % cfg.num_classes
     generator = torch.Generator(device).manual_seed(args.seed)
     traj = sample(model, schedule, shape, sampler=args.sampler, num_steps=min(args.steps, schedule.num_timesteps),
                   eta=args.eta, generator=generator, device=device, y=y, guidance_scale=args.guidance, record=False)

@@ -1,0 +1,319 @@
+"""Plot functions: numpy arrays in, pictures out. No torch, no widgets, no global pyplot state.
+
+Three kinds, all pure (same arrays → same picture):
+  * images → PNG bytes (pillow, nearest-neighbour upscaling so 28×28 digits stay crisp);
+  * matplotlib: functions that draw into an ``ax`` you pass (and return the artists a widget may
+    update in place), plus filmstrips that return a ``matplotlib.figure.Figure`` (never pyplot, so
+    nothing is shown twice in Jupyter);
+  * plotly: functions that return a ``go.Figure``; ``add_slider_frames`` turns one into a
+    self-contained animation with its own slider (the "static twin" of a widget).
+Timesteps are 0-based: code t = k is the paper's t = k + 1.
+"""
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+import plotly.graph_objects as go
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from PIL import Image
+from plotly.subplots import make_subplots
+
+from .images import make_grid
+
+COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")  # the same in mpl and plotly
+T_NOTE = "code t = k is the paper's t = k + 1"
+
+
+def color(i: int) -> str:
+    return COLORS[i % len(COLORS)]
+
+
+# ----------------------------------------------------------------------------- images → PNG
+def display_scale(size: int, target: int = 256) -> int:
+    """Integer upscaling that brings a small image (side ``size`` px) near ``target`` px; 1 for ≥ 128."""
+    return 1 if size >= 128 else max(1, target // max(size, 1))
+
+
+def to_png(pixels: np.ndarray, scale: int = 1) -> bytes:
+    """uint8 (H, W), (H, W, 1) or (H, W, 3) → PNG bytes, enlarged ``scale``× by nearest neighbour."""
+    pixels = np.asarray(pixels)
+    if pixels.dtype != np.uint8 or pixels.ndim not in (2, 3):
+        raise ValueError(f"pixels must be uint8 (H, W[, C]), got {pixels.dtype} {pixels.shape}")
+    if pixels.ndim == 3 and pixels.shape[2] == 1:
+        pixels = pixels[..., 0]
+    if scale > 1:
+        pixels = pixels.repeat(scale, axis=0).repeat(scale, axis=1)
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(pixels)).save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
+def image_png(x, nrow: int | None = None, scale: int | None = None) -> bytes:
+    """Images in [-1, 1], (C, H, W) or (N, C, H, W), as one PNG grid (``images.make_grid``; values
+    outside [-1, 1] are clipped). ``scale`` None picks ``display_scale`` of the grid."""
+    x = np.asarray(x)
+    grid = make_grid(x[None] if x.ndim == 3 else x, nrow=nrow)  # (H_grid, W_grid, C) uint8
+    return to_png(grid, scale or display_scale(max(grid.shape[:2])))
+
+
+def png_to_array(png: bytes) -> np.ndarray:
+    """PNG bytes → uint8 array (H, W[, C]) (for tests and filmstrips)."""
+    return np.asarray(Image.open(io.BytesIO(png)))
+
+
+def data_uri(png: bytes) -> str:
+    """PNG bytes as a data: URI, the ``source`` of a plotly ``go.Image`` (keeps HTML self-contained)."""
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+# ----------------------------------------------------------------------------- matplotlib panels
+def plot_pixel_histogram(ax, histograms: dict, normal_range=(-4.0, 4.0)) -> dict:
+    """Pixel-value densities of x_t (one step line per label) against the N(0, 1) density.
+    Args: histograms {label: (density (B,), edges (B+1,))}. Returns {label: StepPatch} to update."""
+    xs = np.linspace(*normal_range, 200)
+    ax.plot(xs, np.exp(-0.5 * xs**2) / np.sqrt(2 * np.pi), "k--", lw=1, label="N(0, 1)")
+    steps = {label: ax.stairs(density, edges, color=color(i), lw=1.5, label=label)
+             for i, (label, (density, edges)) in enumerate(histograms.items())}
+    ax.set(xlabel="pixel value of x_t", ylabel="density", xlim=normal_range, title="pixels of x_t vs N(0, 1)")
+    ax.legend(fontsize=8, loc="upper right")
+    return steps
+
+
+def plot_forward_coefficients(ax, coefficients: dict, t: int | None = None) -> list:
+    """√ᾱ_t (signal, solid) and √(1 − ᾱ_t) (noise, dashed) against t, one colour per schedule,
+    with markers at ``t``. Args: coefficients {label: viz.forward_coefficients(...)}.
+    Returns the marker artists [(signal, noise) per label] for ``set_forward_markers``."""
+    markers = []
+    for i, (label, c) in enumerate(coefficients.items()):
+        ax.plot(c["t"], c["sqrt_alpha_bar"], color=color(i), lw=1.5, label=f"√ᾱ_t {label}")
+        ax.plot(c["t"], c["sqrt_one_minus_alpha_bar"], color=color(i), lw=1.5, ls="--", label=f"√(1−ᾱ_t) {label}")
+        markers.append((ax.plot([], [], "o", color=color(i), ms=6)[0], ax.plot([], [], "s", color=color(i), ms=5)[0]))
+    ax.set(xlabel=f"t ({T_NOTE})", ylabel="weight in x_t", ylim=(-0.03, 1.03), title="x_t = √ᾱ_t·x_0 + √(1−ᾱ_t)·ε")
+    ax.legend(fontsize=7, loc="center right")
+    if t is not None:
+        set_forward_markers(markers, coefficients, t)
+    return markers
+
+
+def set_forward_markers(markers: list, coefficients: dict, t: int) -> None:
+    """Move the markers of ``plot_forward_coefficients`` to timestep t."""
+    for (signal, noise), c in zip(markers, coefficients.values()):
+        signal.set_data([t], [c["sqrt_alpha_bar"][t]])
+        noise.set_data([t], [c["sqrt_one_minus_alpha_bar"][t]])
+
+
+def plot_schedules(axes, curves: dict, visited=None) -> None:
+    """β_t, ᾱ_t and log SNR(t) on three axes, one colour per schedule; ``visited`` (timesteps a
+    sampler visits) are marked on the ᾱ_t curves. Args: curves {label: viz.schedule_curves(...)}."""
+    for i, (label, c) in enumerate(curves.items()):
+        for ax, key in zip(axes, ("beta", "alpha_bar", "log_snr")):
+            ax.plot(c["t"], c[key], color=color(i), lw=1.5, label=label)
+        if visited is not None:
+            v = _visited_for(visited, label, len(c["t"]))
+            axes[1].plot(v, c["alpha_bar"][v], "o", color=color(i), ms=3)
+    for ax, name in zip(axes, ("β_t", "ᾱ_t", "log SNR(t) = log ᾱ_t − log(1−ᾱ_t)")):
+        ax.set(xlabel=f"t ({T_NOTE})", title=name)
+    axes[0].set_yscale("log")
+    axes[0].legend(fontsize=8)
+
+
+def _visited_for(visited, label, T) -> np.ndarray:
+    """``visited`` is None, one array of timesteps, or {label: array}; keep those in [0, T−1]."""
+    v = visited.get(label) if isinstance(visited, dict) else visited
+    v = np.asarray([] if v is None else v, dtype=int)
+    return v[(v >= 0) & (v < T)]
+
+
+class BlitRenderer:
+    """Fast PNG rendering of a matplotlib Figure whose only changing parts are ``artists``.
+
+    The static parts (axes, labels, curves) are drawn once; ``png()`` restores that background and
+    draws just the animated artists (blitting), ~10 ms instead of ~30–90 ms for a full draw.
+    Keep the axes limits fixed: they are part of the background.
+    """
+
+    def __init__(self, fig: Figure, artists):
+        self.fig, self.artists = fig, list(artists)
+        for artist in self.artists:
+            artist.set_animated(True)
+        self.canvas = FigureCanvasAgg(fig)
+        self.canvas.draw()
+        fig.set_layout_engine("none")  # the layout is fixed from now on
+        self.background = self.canvas.copy_from_bbox(fig.bbox)
+
+    def png(self) -> bytes:
+        self.canvas.restore_region(self.background)
+        for artist in self.artists:
+            artist.axes.draw_artist(artist)
+        return to_png(np.asarray(self.canvas.buffer_rgba())[..., :3])
+
+
+# ----------------------------------------------------------------------------- filmstrips (paper / PDF)
+def image_filmstrip(rows, row_labels, col_labels, title=None, cell_inches: float = 1.6) -> Figure:
+    """A grid of pictures: rows[r][c] is a uint8 (H, W[, C]) array (e.g. ``png_to_array(image_png(x))``).
+    Rows are quantities or schedules, columns usually timesteps. Returns a matplotlib Figure."""
+    n_rows, n_cols = len(rows), len(col_labels)
+    fig = Figure(figsize=(cell_inches * n_cols + 0.8, cell_inches * n_rows + 0.5), layout="constrained")
+    axes = np.asarray(fig.subplots(n_rows, n_cols, squeeze=False))
+    for r, row in enumerate(rows):
+        for c, pixels in enumerate(row):
+            ax = axes[r, c]
+            ax.imshow(pixels, cmap="gray" if pixels.ndim == 2 else None, vmin=0, vmax=255, interpolation="nearest")
+            ax.set(xticks=[], yticks=[])
+            if r == 0:
+                ax.set_title(col_labels[c], fontsize=9)
+            if c == 0:
+                ax.set_ylabel(row_labels[r], fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def scatter_filmstrip(rows, row_labels, col_labels, lim: float = 3.5, background=None,
+                      title=None, cell_inches: float = 1.8) -> Figure:
+    """Like ``image_filmstrip`` for 2-D point clouds: rows[r][c] is (N, 2); ``background`` (M, 2)
+    (e.g. the data) is drawn faintly in every cell. Returns a matplotlib Figure."""
+    n_rows, n_cols = len(rows), len(col_labels)
+    fig = Figure(figsize=(cell_inches * n_cols + 0.8, cell_inches * n_rows + 0.5), layout="constrained")
+    axes = np.asarray(fig.subplots(n_rows, n_cols, squeeze=False, sharex=True, sharey=True))
+    for r, row in enumerate(rows):
+        for c, points in enumerate(row):
+            ax = axes[r, c]
+            if background is not None:
+                ax.scatter(background[:, 0], background[:, 1], s=1, color="0.85")
+            ax.scatter(points[:, 0], points[:, 1], s=1.5, color=color(r))
+            ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal", xticks=[], yticks=[])
+            if r == 0:
+                ax.set_title(col_labels[c], fontsize=9)
+            if c == 0:
+                ax.set_ylabel(row_labels[r], fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+# ----------------------------------------------------------------------------- plotly figures
+def schedule_figure(curves: dict, visited=None, height: int = 330) -> go.Figure:
+    """β_t (log axis), ᾱ_t and log SNR(t) side by side. Trace order: for each label, its three
+    curves, then for each label its ``visited`` markers on ᾱ_t (``visited``: None, one array of
+    timesteps, or {label: array})."""
+    fig = make_subplots(1, 3, subplot_titles=("β_t", "ᾱ_t (markers: timesteps the sampler visits)", "log SNR(t)"))
+    for i, (label, c) in enumerate(curves.items()):
+        for col, key in enumerate(("beta", "alpha_bar", "log_snr"), start=1):
+            fig.add_trace(go.Scatter(x=c["t"], y=c[key], name=label, legendgroup=label, showlegend=col == 1,
+                                     line=dict(color=color(i))), row=1, col=col)
+    for i, (label, c) in enumerate(curves.items()):
+        v = _visited_for(visited, label, len(c["t"]))
+        fig.add_trace(go.Scatter(x=v, y=c["alpha_bar"][v], mode="markers", name=f"visited ({label})",
+                                 legendgroup=label, showlegend=False, marker=dict(color=color(i), size=6)),
+                      row=1, col=2)
+    fig.update_yaxes(type="log", row=1, col=1)
+    fig.update_xaxes(title_text=f"t ({T_NOTE})")
+    fig.update_layout(height=height, margin=dict(l=40, r=20, t=40, b=40))
+    return fig
+
+
+def image_panels_figure(titles, pngs, height: int = 300) -> go.Figure:
+    """One ``go.Image`` per panel, side by side (trace i is panel i); pngs are PNG bytes."""
+    fig = make_subplots(1, len(titles), subplot_titles=list(titles))
+    for i, png in enumerate(pngs, start=1):
+        fig.add_trace(go.Image(source=data_uri(png)), row=1, col=i)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def scatter_panels_figure(titles, points, background=None, lim: float = 3.5, height: int = 360) -> go.Figure:
+    """2-D point clouds side by side, square axes fixed to [−lim, lim]. Trace i is panel i's cloud;
+    with ``background`` (M, 2), traces len(titles).. hold it (grey) once per panel."""
+    fig = make_subplots(1, len(titles), subplot_titles=list(titles))
+    for i, p in enumerate(points):
+        fig.add_trace(go.Scatter(x=p[:, 0], y=p[:, 1], mode="markers", name=titles[i], showlegend=False,
+                                 marker=dict(size=3, color=color(i))), row=1, col=i + 1)
+    if background is not None:
+        for i in range(len(titles)):
+            fig.add_trace(go.Scatter(x=background[:, 0], y=background[:, 1], mode="markers", name="data",
+                                     showlegend=False, hoverinfo="skip",
+                                     marker=dict(size=2, color="rgba(0,0,0,0.12)")), row=1, col=i + 1)
+    fig.update_xaxes(range=[-lim, lim], zeroline=False)
+    fig.update_yaxes(range=[-lim, lim], zeroline=False)
+    for i in range(len(titles)):
+        fig.update_yaxes(scaleanchor=f"x{'' if i == 0 else i + 1}", row=1, col=i + 1)
+    fig.update_layout(height=height, margin=dict(l=30, r=10, t=40, b=30))
+    return fig
+
+
+def loss_figure(height: int = 300) -> go.Figure:
+    """An empty training-loss plot (trace 0) with a log-scale y axis."""
+    fig = go.Figure(go.Scatter(x=[], y=[], mode="lines", name="L_simple"))
+    fig.update_layout(height=height, margin=dict(l=50, r=10, t=30, b=40), title="training loss",
+                      xaxis_title="optimizer step", yaxis_title="L_simple = mean ‖ε − ε̂‖² (log scale)")
+    fig.update_yaxes(type="log")
+    return fig
+
+
+def add_slider_frames(fig: go.Figure, frames, trace_indices, prefix: str = "t = ") -> go.Figure:
+    """Make ``fig`` a self-contained animation: frames is a list of (name, [traces]) or
+    (name, [traces], layout), each trace replacing ``fig.data[trace_indices[j]]``. Adds a plotly slider (one step per frame) and a play
+    button, which keep working in an exported HTML without a kernel. Returns ``fig``."""
+    animate = dict(mode="immediate", frame=dict(duration=0, redraw=True), transition=dict(duration=0))
+    fig.frames = [go.Frame(name=str(f[0]), data=list(f[1]), traces=list(trace_indices),
+                           layout=f[2] if len(f) > 2 else None) for f in frames]
+    steps = [dict(method="animate", label=str(f[0]), args=[[str(f[0])], animate]) for f in frames]
+    play = dict(label="▶", method="animate",
+                args=[None, dict(mode="immediate", frame=dict(duration=300, redraw=True), fromcurrent=True)])
+    fig.update_layout(
+        sliders=[dict(active=0, steps=steps, currentvalue=dict(prefix=prefix), pad=dict(t=30), len=0.9, x=0.1)],
+        updatemenus=[dict(type="buttons", buttons=[play], x=0.0, y=0, xanchor="left", yanchor="top",
+                          pad=dict(t=30, r=10), showactive=False)])
+    fig.update_layout(height=(fig.layout.height or 300) + 90)
+    return fig
+
+
+def forward_figure(pngs: dict, histograms: dict, coefficients: dict, t: int, height: int = 560) -> go.Figure:
+    """Plotly twin of the forward explorer: x_t per schedule (row 1), the pixel histogram against
+    N(0, 1) and the √ᾱ_t, √(1−ᾱ_t) curves with markers at t (row 2).
+    Trace order (n schedules): images 0..n−1, histograms n..2n−1, N(0, 1) pdf 2n, curves
+    2n+1..4n (two per schedule), markers 4n+1..5n (one per schedule: [signal, noise] at t);
+    ``forward_frame_traces`` gives the changing ones (images, histograms, markers) for a frame."""
+    n = len(pngs)
+    cols = max(n, 2)
+    specs = [[{}] * cols, [{}, {"colspan": cols - 1}] + [None] * (cols - 2)]
+    fig = make_subplots(2, cols, specs=specs, row_heights=[0.55, 0.45], vertical_spacing=0.12,
+                        subplot_titles=[*pngs, *[""] * (cols - n), "pixels of x_t vs N(0, 1)",
+                                        "√ᾱ_t (solid) and √(1−ᾱ_t) (dashed)"])
+    for i, png in enumerate(pngs.values()):
+        fig.add_trace(go.Image(source=data_uri(png), name=list(pngs)[i]), row=1, col=i + 1)
+    xs = np.linspace(-4, 4, 200)
+    for trace in forward_frame_traces({}, histograms, {}, t)[0]:
+        fig.add_trace(trace, row=2, col=1)
+    fig.add_trace(go.Scatter(x=xs, y=np.exp(-0.5 * xs**2) / np.sqrt(2 * np.pi), name="N(0, 1)",
+                             line=dict(color="black", dash="dash")), row=2, col=1)
+    for i, (label, c) in enumerate(coefficients.items()):
+        fig.add_trace(go.Scatter(x=c["t"], y=c["sqrt_alpha_bar"], name=f"√ᾱ_t {label}", line=dict(color=color(i))),
+                      row=2, col=2)
+        fig.add_trace(go.Scatter(x=c["t"], y=c["sqrt_one_minus_alpha_bar"], name=f"√(1−ᾱ_t) {label}",
+                                 line=dict(color=color(i), dash="dash")), row=2, col=2)
+    for trace in forward_frame_traces({}, {}, coefficients, t)[2]:
+        fig.add_trace(trace, row=2, col=2)
+    fig.update_xaxes(visible=False, row=1)
+    fig.update_yaxes(visible=False, row=1)
+    fig.update_xaxes(title_text="pixel value", range=[-4, 4], row=2, col=1)
+    fig.update_xaxes(title_text=f"t ({T_NOTE})", row=2, col=2)
+    fig.update_layout(height=height, margin=dict(l=40, r=10, t=40, b=40))
+    return fig
+
+
+def forward_frame_traces(pngs: dict, histograms: dict, coefficients: dict, t: int):
+    """The traces of ``forward_figure`` that change with t: (images, histograms, markers)."""
+    images = [go.Image(source=data_uri(png)) for png in pngs.values()]
+    hists = [go.Scatter(x=edges, y=np.append(density, density[-1]), line=dict(shape="hv", color=color(i)),
+                        name=f"x_t pixels ({label})") for i, (label, (density, edges)) in enumerate(histograms.items())]
+    markers = [go.Scatter(x=[t, t], y=[c["sqrt_alpha_bar"][t], c["sqrt_one_minus_alpha_bar"][t]], mode="markers",
+                          marker=dict(color=color(i), size=9), name=f"t ({label})", showlegend=False)
+               for i, (label, c) in enumerate(coefficients.items())]
+    return images, hists, markers
