@@ -124,6 +124,7 @@ def _write_text_atomic(path: Path, text: str):
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes private files; these are ordinary outputs
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -142,12 +143,15 @@ def save_checkpoint(directory, model, schedule, *, ema_model=None, optimizer=Non
                     step=0, images_seen=0, wall_time=0.0, rng_states=None, losses=None, keep=3,
                     extra=None) -> Path:
     """Atomically write ``directory/step-XXXXXX/`` and point ``directory/latest`` at it; keep the
-    newest ``keep`` checkpoints. Returns the new checkpoint's path."""
+    newest ``keep`` checkpoints (None = all). Returns the new checkpoint's path."""
+    if keep is not None and (not isinstance(keep, int) or keep < 1):
+        raise ValueError(f"keep must be a positive int or None, got {keep!r}")
     root = Path(directory)
     root.mkdir(parents=True, exist_ok=True)
     name = f"step-{step:06d}"
     tmp = Path(tempfile.mkdtemp(prefix=f"ckpt-{step:06d}-", suffix=".tmp", dir=root))
     try:
+        tmp.chmod(0o755)  # mkdtemp makes a private folder; a checkpoint is an ordinary output
         files = {"model.safetensors": _write_tensors(tmp / "model.safetensors", _weights(model))}
         if ema_model is not None:
             files["ema.safetensors"] = _write_tensors(tmp / "ema.safetensors", _weights(ema_model))
@@ -195,7 +199,7 @@ def _train_state_tensors(optimizer, rng_states, losses, extra):
 def _prune(root: Path, keep: int, current: str):
     """Delete all but the newest ``keep`` step folders (never ``current``), and leftover *.tmp folders."""
     steps = sorted((int(m.group(1)), p) for p in root.iterdir() if (m := _STEP_DIR.match(p.name)) and p.is_dir())
-    for _, path in steps[:-keep] if keep > 0 else []:
+    for _, path in steps[:-keep] if keep else []:
         if path.name != current:
             shutil.rmtree(path, ignore_errors=True)
     for path in root.glob("*.tmp"):
@@ -347,6 +351,7 @@ def export_model(model, schedule, path_prefix, dtype=torch.float16, metadata=Non
     os.close(fd)
     try:
         info = _write_tensors(Path(tmp), weights)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, tensor_path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

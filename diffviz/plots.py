@@ -64,6 +64,17 @@ def png_to_array(png: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(png)))
 
 
+def scatter_png(points: np.ndarray, lim: float = 3.5, size_px: int = 256) -> bytes:
+    """A 2-D point cloud (N, 2) as a square PNG with axes fixed to [−lim, lim] (a full matplotlib draw)."""
+    fig = Figure(figsize=(size_px / 80, size_px / 80), dpi=80, layout="constrained")
+    ax = fig.subplots()
+    ax.scatter(points[:, 0], points[:, 1], s=2, color=color(0))
+    ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal")
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return to_png(np.asarray(canvas.buffer_rgba())[..., :3])
+
+
 def data_uri(png: bytes) -> str:
     """PNG bytes as a data: URI, the ``source`` of a plotly ``go.Image`` (keeps HTML self-contained)."""
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
@@ -203,8 +214,8 @@ def schedule_figure(curves: dict, visited=None, height: int = 330) -> go.Figure:
     fig = make_subplots(1, 3, subplot_titles=("β_t", "ᾱ_t (markers: timesteps the sampler visits)", "log SNR(t)"))
     for i, (label, c) in enumerate(curves.items()):
         for col, key in enumerate(("beta", "alpha_bar", "log_snr"), start=1):
-            fig.add_trace(go.Scatter(x=c["t"], y=c[key], name=label, legendgroup=label, showlegend=col == 1,
-                                     line=dict(color=color(i))), row=1, col=col)
+            fig.add_trace(go.Scatter(x=c["t"], y=c[key], mode="lines", name=label, legendgroup=label,
+                                     showlegend=col == 1, line=dict(color=color(i))), row=1, col=col)
     for i, (label, c) in enumerate(curves.items()):
         v = _visited_for(visited, label, len(c["t"]))
         fig.add_trace(go.Scatter(x=v, y=c["alpha_bar"][v], mode="markers", name=f"visited ({label})",
@@ -256,10 +267,11 @@ def loss_figure(height: int = 300) -> go.Figure:
     return fig
 
 
-def add_slider_frames(fig: go.Figure, frames, trace_indices, prefix: str = "t = ") -> go.Figure:
+def add_slider_frames(fig: go.Figure, frames, trace_indices, prefix: str = "t = ", active: int = 0) -> go.Figure:
     """Make ``fig`` a self-contained animation: frames is a list of (name, [traces]) or
-    (name, [traces], layout), each trace replacing ``fig.data[trace_indices[j]]``. Adds a plotly slider (one step per frame) and a play
-    button, which keep working in an exported HTML without a kernel. Returns ``fig``."""
+    (name, [traces], layout), each trace replacing ``fig.data[trace_indices[j]]``. Adds a plotly
+    slider (one step per frame) and a play button, which keep working in an exported HTML without a
+    kernel. ``fig`` should show frame ``active`` (where the slider starts). Returns ``fig``."""
     animate = dict(mode="immediate", frame=dict(duration=0, redraw=True), transition=dict(duration=0))
     fig.frames = [go.Frame(name=str(f[0]), data=list(f[1]), traces=list(trace_indices),
                            layout=f[2] if len(f) > 2 else None) for f in frames]
@@ -267,10 +279,11 @@ def add_slider_frames(fig: go.Figure, frames, trace_indices, prefix: str = "t = 
     play = dict(label="▶", method="animate",
                 args=[None, dict(mode="immediate", frame=dict(duration=300, redraw=True), fromcurrent=True)])
     fig.update_layout(
-        sliders=[dict(active=0, steps=steps, currentvalue=dict(prefix=prefix), pad=dict(t=30), len=0.9, x=0.1)],
+        sliders=[dict(active=active, steps=steps, currentvalue=dict(prefix=prefix), pad=dict(t=55), len=0.9, x=0.1)],
         updatemenus=[dict(type="buttons", buttons=[play], x=0.0, y=0, xanchor="left", yanchor="top",
-                          pad=dict(t=30, r=10), showactive=False)])
-    fig.update_layout(height=(fig.layout.height or 300) + 90)
+                          pad=dict(t=55, r=10), showactive=False)])
+    extra = 110  # room below the x-axis titles for the slider
+    fig.update_layout(height=(fig.layout.height or 300) + extra, margin=dict(b=(fig.layout.margin.b or 40) + extra))
     return fig
 
 
@@ -289,7 +302,7 @@ def forward_figure(pngs: dict, histograms: dict, coefficients: dict, t: int, hei
     for i, png in enumerate(pngs.values()):
         fig.add_trace(go.Image(source=data_uri(png), name=list(pngs)[i]), row=1, col=i + 1)
     xs = np.linspace(-4, 4, 200)
-    for trace in forward_frame_traces({}, histograms, {}, t)[0]:
+    for trace in forward_frame_traces({}, histograms, {}, t)[1]:
         fig.add_trace(trace, row=2, col=1)
     fig.add_trace(go.Scatter(x=xs, y=np.exp(-0.5 * xs**2) / np.sqrt(2 * np.pi), name="N(0, 1)",
                              line=dict(color="black", dash="dash")), row=2, col=1)
@@ -312,7 +325,8 @@ def forward_frame_traces(pngs: dict, histograms: dict, coefficients: dict, t: in
     """The traces of ``forward_figure`` that change with t: (images, histograms, markers)."""
     images = [go.Image(source=data_uri(png)) for png in pngs.values()]
     hists = [go.Scatter(x=edges, y=np.append(density, density[-1]), line=dict(shape="hv", color=color(i)),
-                        name=f"x_t pixels ({label})") for i, (label, (density, edges)) in enumerate(histograms.items())]
+                        name=f"x_t pixels ({label})")
+             for i, (label, (density, edges)) in enumerate(histograms.items())]
     markers = [go.Scatter(x=[t, t], y=[c["sqrt_alpha_bar"][t], c["sqrt_one_minus_alpha_bar"][t]], mode="markers",
                           marker=dict(color=color(i), size=9), name=f"t ({label})", showlegend=False)
                for i, (label, c) in enumerate(coefficients.items())]

@@ -62,8 +62,12 @@ class ToyMLP(nn.Module):
             got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ValueError(f"x must have shape (B, {self.config.data_dim}), got {got}")
         B = x.shape[0]
-        if isinstance(t, int) or (isinstance(t, torch.Tensor) and t.ndim == 0):
-            t = torch.full((B,), int(t), device=x.device)
+        if isinstance(t, bool) or not isinstance(t, (int, torch.Tensor)):
+            raise TypeError(f"t must be an int or a (B,) tensor, got {type(t).__name__}")
+        if isinstance(t, int):
+            t = torch.full((B,), t, device=x.device)
+        elif t.ndim == 0:
+            t = t.reshape(1).expand(B)  # (B,)
         if t.shape != (B,):
             raise ValueError(f"t must have shape ({B},) to match x, got {tuple(t.shape)}")
         h = self.x_in(x) + self.time_mlp(timestep_embedding(t, self.config.time_embed_dim))  # (B, H)

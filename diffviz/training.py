@@ -109,7 +109,9 @@ def build_model(config: TrainConfig, data_shape: tuple, num_classes: int | None)
 
 
 class Trainer:
-    """Holds the model, its EMA copy, the optimizer, the data (on the device) and the step count."""
+    """Holds what training needs: ``model``, ``ema_model`` (sample with this one), ``optimizer``,
+    ``schedule``, the data on the device (``data_x``, ``data_y``), ``generator``, and the progress:
+    ``step``, ``images_seen``, ``elapsed`` and ``losses`` (one float per step)."""
 
     def __init__(self, config: TrainConfig, model=None, dataset=None):
         self.config = config
@@ -188,6 +190,8 @@ class Trainer:
 
         Args: x0 (B, C, H, W) or (B, D) data on the device; y (B,) int64 labels or None.
         Returns: the loss, a detached 0-dim tensor (no device sync).
+        t, ε and label dropout come from ``self.generator``; dropout layers use torch's global RNG,
+        which ``fit`` seeds and saves (call it outside ``fit`` and dropout is not reproducible).
         """
         B, g = x0.shape[0], self.generator
         t = torch.randint(0, self.schedule.num_timesteps, (B,), generator=g, device=self.device)  # (B,)

@@ -246,8 +246,10 @@ class UNet(nn.Module):
 
     def embed(self, t, y, batch_size, device):
         """Time embedding MLP(sinusoid(t)), plus the class embedding of y (None → null class). (B, E)"""
-        if isinstance(t, int) or (isinstance(t, torch.Tensor) and t.ndim == 0):
-            t = torch.full((batch_size,), int(t), device=device)
+        if isinstance(t, int):
+            t = torch.full((batch_size,), t, device=device)
+        elif t.ndim == 0:
+            t = t.reshape(1).expand(batch_size)  # (B,)
         emb = self.time_mlp(timestep_embedding(t.to(device), self.config.base_channels))
         if self.class_embed is not None:
             if y is None:

@@ -61,8 +61,8 @@ class Explorer(W.VBox):
     def _assemble(self, title: str, controls: list, views: list, note: str = T_HELP):
         header = W.HTML(f"<b>{title}</b> <span style='color:#777;font-size:12px'>{note}</span>")
         self.children = [header, W.HBox(controls, layout=W.Layout(flex_flow="row wrap")), *views, self.error]
-        for control in controls:
-            if isinstance(control, W.ValueWidget):
+        for control in controls:  # readouts (Label, HTML) are ValueWidgets too, but only ever shown
+            if isinstance(control, W.ValueWidget) and not isinstance(control, (W.Label, W.HTML)):
                 control.observe(self._on_change, names="value")
         self.update()
 
@@ -169,7 +169,8 @@ class ForwardExplorer(Explorer):
                                      title=f"x_t = √ᾱ_t·x_0 + √(1−ᾱ_t)·ε, same ε ({plots.T_NOTE})")
 
 
-def forward_explorer(image, schedules=("linear", "cosine"), num_timesteps=1000, t=None, seed=0, nrow=None) -> ForwardExplorer:
+def forward_explorer(image, schedules=("linear", "cosine"), num_timesteps=1000, t=None, seed=0,
+                     nrow=None) -> ForwardExplorer:
     """Slider over t: x_t for each schedule side by side (same ε, drawn with ``seed``), the pixel
     histogram against N(0, 1), and √ᾱ_t, √(1−ᾱ_t) with markers at t (Ho et al. 2020, Eq. 4).
     Args: image (C, H, W) or (N, C, H, W) in [-1, 1]; schedules: names / NoiseSchedules / {label: ...}
@@ -198,7 +199,8 @@ class ScheduleExplorer(Explorer):
                                   description="spacing", layout=W.Layout(width="200px"))
         self.summary = W.HTML()
         schedules_now = self.schedules(num_timesteps)
-        self.figure = _figure_widget(plots.schedule_figure({k: viz.schedule_curves(s) for k, s in schedules_now.items()}))
+        curves = {k: viz.schedule_curves(s) for k, s in schedules_now.items()}
+        self.figure = _figure_widget(plots.schedule_figure(curves))
         self._assemble("Noise schedules", [self.T_slider, self.steps_slider, self.spacing],
                        [self.figure, self.summary])
 
@@ -242,28 +244,33 @@ class ScheduleExplorer(Explorer):
                 f"<th>SNR(T)</th></tr>{rows}</table>")
         for k in st["warnings"]:
             v = st["terminal"][k]
-            text += (f"<div style='color:#b45309'>⚠ <b>{html.escape(k)}</b>: ᾱ_T = {v['alpha_bar_T']:.3g} is far from 0 — "
-                     f"x_T still holds √ᾱ_T = {100 * v['sqrt_alpha_bar_T']:.1f}% of the image, but sampling starts "
-                     f"from pure N(0, I). Use more steps T, a cosine schedule, or zero terminal SNR (Lin et al. 2023).</div>")
+            text += (f"<div style='color:#b45309'>⚠ <b>{html.escape(k)}</b>: ᾱ_T = {v['alpha_bar_T']:.3g} is far "
+                     f"from 0 — x_T still holds √ᾱ_T = {100 * v['sqrt_alpha_bar_T']:.1f}% of the image, but "
+                     f"sampling starts from pure N(0, I). Use more steps T, a cosine schedule, or zero terminal "
+                     f"SNR (Lin et al. 2023).</div>")
         for k, v in st["visited"].items():
             shown = ", ".join(map(str, v[:12])) + (", …" if len(v) > 12 else "")
-            text += f"<div style='font-size:12px'>{html.escape(k)}: {len(v)} steps visit t = {shown} ({plots.T_NOTE})</div>"
+            text += (f"<div style='font-size:12px'>{html.escape(k)}: {len(v)} steps visit t = {shown} "
+                     f"({plots.T_NOTE})</div>")
         return text
 
     def to_static(self, T_values=None) -> go.Figure:
         """Plotly figure with one frame per T (names only), visited markers for the current steps."""
         Ts = list(T_values or (self.T_slider.options if not self.T_slider.disabled else [self.T_slider.value]))
         states = [self.state(T, self.steps_slider.value, self.spacing.value) for T in Ts]
-        fig = plots.schedule_figure(states[0]["curves"], states[0]["visited"])
+        active = Ts.index(self.T_slider.value) if self.T_slider.value in Ts else 0
         n = len(states[0]["curves"])
         frames = []
         for T, st in zip(Ts, states):
-            traces = [go.Scatter(x=c["t"], y=c[key]) for c in st["curves"].values() for key in ("beta", "alpha_bar", "log_snr")]
+            traces = [go.Scatter(x=c["t"], y=c[key])
+                      for c in st["curves"].values() for key in ("beta", "alpha_bar", "log_snr")]
             traces += [go.Scatter(x=v, y=st["curves"][k]["alpha_bar"][v]) for k, v in st["visited"].items()]
             terminal = ", ".join(f"{k}: ᾱ_T = {v['alpha_bar_T']:.2g}{' ⚠' if k in st['warnings'] else ''}"
                                  for k, v in st["terminal"].items())
             frames.append((T, traces, go.Layout(title=dict(text=f"T = {T} · {terminal}", font=dict(size=13)))))
-        return plots.add_slider_frames(fig, frames, range(4 * n), prefix="T = ")
+        fig = plots.schedule_figure(states[active]["curves"], states[active]["visited"])
+        fig.update_layout(frames[active][2], margin=dict(t=80))
+        return plots.add_slider_frames(fig, frames, range(4 * n), prefix="T = ", active=active)
 
     def filmstrip(self) -> Figure:
         """The three curves at the current controls, for paper."""
@@ -282,7 +289,8 @@ def schedule_explorer(schedules=("linear", "cosine", "quadratic", "sigmoid"), nu
 
 
 # ============================================================================ one sampling run
-TRAJECTORY_PANELS = {"x_t": "x_t (input of this step)", "eps": f"predicted noise ε̂ (shown ÷{viz.EPS_DISPLAY_RANGE:g})",
+TRAJECTORY_PANELS = {"x_t": "x_t (input of this step)",
+                     "eps": f"predicted noise ε̂ (shown ÷{viz.EPS_DISPLAY_RANGE:g})",
                      "x0_hat": "x̂_0 = (x_t − √(1−ᾱ_t)·ε̂)/√ᾱ_t: full noise removal"}
 
 
@@ -293,7 +301,8 @@ class TrajectoryExplorer(Explorer):
         super().__init__()
         if trajectory.x_t is None or trajectory.x_t.ndim != 5:
             got = None if trajectory.x_t is None else tuple(trajectory.x_t.shape)
-            raise ValueError(f"trajectory must be recorded (record=True) images of shape (S, N, C, H, W), got x_t {got}")
+            raise ValueError(f"trajectory must be recorded (record=True) images of shape (S, N, C, H, W), "
+                             f"got x_t {got}")
         self.trajectory, self.max_images, self.nrow = trajectory, max_images, nrow
         S = len(trajectory)
         self.step_slider = W.IntSlider(0, min=0, max=S - 1, description="sampling step", style=_WIDE,
@@ -426,8 +435,9 @@ class TrainingMonitor(Explorer):
     """A live loss curve (log scale) and sample grid, fed by ``Trainer.fit(callback=monitor)``.
 
     Call it (or ``.callback``) with each ``TrainEvent`` (step, loss, images_seen, elapsed, and
-    sometimes samples (B, C, H, W)). The readout always updates; the loss curve is redrawn at most
-    every ``min_interval`` seconds (``flush()`` draws the rest), sample grids whenever they arrive.
+    sometimes samples (B, C, H, W), or (B, 2) points for toy data). The readout always updates;
+    the loss curve is redrawn at most every ``min_interval`` seconds (``flush()`` draws the rest),
+    sample grids whenever they arrive.
     """
 
     def __init__(self, min_interval: float = 0.2, max_points: int = 2000, nrow=None):
@@ -463,7 +473,9 @@ class TrainingMonitor(Explorer):
                                   f"{e.elapsed:.1f} s ({rate:.1f} steps/s)")
             if getattr(e, "samples", None) is not None:
                 self.samples = np.asarray(e.samples)
-                self.image.value = plots.image_png(self.samples, self.nrow)
+                is_points = self.samples.ndim == 2 and self.samples.shape[1] == 2  # 2-D toy data
+                self.image.value = (plots.scatter_png(self.samples) if is_points
+                                    else plots.image_png(self.samples, self.nrow))
             self._dirty = True
         if self._dirty and time.perf_counter() - self._last_draw >= self.min_interval:
             stride = max(1, -(-len(self.steps) // self.max_points))  # show at most max_points points
@@ -578,6 +590,7 @@ class SamplerExplorer(Explorer):
             raise ValueError(f"shape must be (N, C, H, W) (or a model with a UNetConfig), got {shape!r}")
         num_classes = num_classes if num_classes is not None else getattr(config, "num_classes", None)
         self.model, self.schedule, self.seed, self.nrow = model, schedule, seed, nrow
+        self.num_classes = num_classes
         self.x_T = torch.randn(tuple(shape), generator=viz.generator(seed))
         T = schedule.num_timesteps
         steps = sorted({s for s in STEP_CHOICES if s <= T} | {min(num_steps, T), T})
@@ -601,7 +614,7 @@ class SamplerExplorer(Explorer):
     def knobs(self) -> dict:
         """The sample() arguments the controls select."""
         cls, ddim = self.class_dropdown.value, self.sampler.value == "ddim"
-        y = None if cls == "none" else (torch.arange(self.x_T.shape[0]) % len(self.class_dropdown.options[2:])
+        y = None if cls == "none" else (torch.arange(self.x_T.shape[0]) % self.num_classes
                                         if cls == "mixed" else int(cls))
         return {"sampler": self.sampler.value, "num_steps": self.steps_slider.value,
                 "eta": self.eta_slider.value if ddim else 0.0, "y": y,

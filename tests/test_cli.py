@@ -46,6 +46,17 @@ def test_sample_writes_a_png_grid(run_dir, tmp_path, capsys):
     assert main(argv) == 0 and np.array_equal(np.asarray(Image.open(out)), first)  # seeded: same grid
 
 
+def test_sample_from_an_exported_model(run_dir, tmp_path):
+    from diffviz.checkpoint import export_model, load_checkpoint
+
+    model, schedule, _ = load_checkpoint(run_dir)
+    export_model(model, schedule, tmp_path / "digits-tiny")
+    out = tmp_path / "exported.png"
+    assert main(["sample", "--checkpoint", str(tmp_path / "digits-tiny"), "--out", str(out), "--n", "4",
+                 "--steps", "2", "--sampler", "ddpm", "--threads", "1"]) == 0
+    assert Image.open(out).size == (8 * (2 * 9 + 1), 8 * (2 * 9 + 1))  # scale 8: 8x8 digits → 64 px
+
+
 def test_resume_continues_the_step_count(run_dir, tmp_path, capsys):
     import shutil
     root = tmp_path / "run"

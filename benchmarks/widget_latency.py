@@ -1,0 +1,131 @@
+"""Median Python time of one control update, per widget helper, at the sizes of the Widgets issue:
+a 4×4 grid of 28×28 images and one 128×128 RGB image (budget: ≤ 30 ms per slider move).
+
+An update is timed from ``slider.value = v`` until the observer returns (all Python work: compute,
+PNG encoding, trace updates); the browser's drawing is not included. Models have random weights —
+what a slider scrubs is precomputed, so their cost shows in "build", not in "update".
+
+    .venv/bin/python benchmarks/widget_latency.py [--repeats 3] [--threads 1]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout, installed or not
+import diffviz as dv  # noqa: E402
+from diffviz import data, widgets  # noqa: E402
+from diffviz.toy import ToyMLP  # noqa: E402
+from diffviz.training import TrainEvent  # noqa: E402
+from diffviz.unet import UNet, preset  # noqa: E402
+
+BUDGET_MS = 30.0
+
+
+def timed(fn):
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start
+
+
+def slider_times(slider, values, repeats):
+    """Seconds per ``slider.value = v`` over ``values``, ``repeats`` passes (later passes may hit a
+    cache; the table's "1st pass" column is the first pass alone)."""
+    times = []
+    for _ in range(repeats):
+        for v in values:
+            if slider.value == v:
+                continue
+            start = time.perf_counter()
+            slider.value = v
+            times.append(time.perf_counter() - start)
+        times.append(None)  # end of a pass
+    return times
+
+
+def seeded(module_fn, seed=0):
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return module_fn().eval()
+
+
+def cases(repeats):
+    """Yield (helper, input, build seconds, update times (None ends a pass), widget)."""
+    sched = dv.linear_schedule(1000)
+    cat = data.load_image("cat", size=128)  # (3, 128, 128)
+    digits = data.load_dataset("mnist-5k", n=16).x  # (16, 1, 28, 28): a 4×4 grid
+    inputs = {"4×4 of 28×28": digits, "128×128 RGB": cat[None]}
+    sweep = list(range(0, 1000, 41))
+
+    for name, x in inputs.items():
+        w, build = timed(lambda: widgets.forward_explorer(x, ["linear", "cosine"]))
+        yield "forward_explorer", name + " (2 schedules)", build, slider_times(w.t_slider, sweep, repeats), w
+
+    w, build = timed(lambda: widgets.schedule_explorer())
+    times = slider_times(w.T_slider, [10, 50, 100, 1000, 2000], repeats)[:-1]
+    times += slider_times(w.steps_slider, [5, 10, 20, 50], repeats)
+    yield "schedule_explorer", "4 schedules, T and steps sliders", build, times, w
+
+    for name, x in inputs.items():
+        oracle = dv.GaussianMixtureDenoiser(x.reshape(x.shape[0], -1), 0.2, schedule=sched)
+        traj = dv.sample(oracle, sched, tuple(x.shape), sampler="ddim", num_steps=50,
+                         generator=torch.Generator().manual_seed(0))
+        w, build = timed(lambda: widgets.trajectory_explorer(traj))
+        times = slider_times(w.step_slider, range(50), repeats)
+        yield "trajectory_explorer", name + ", 50 DDIM steps", build, times, w
+
+    for name, x in inputs.items():
+        C, H = x.shape[1], x.shape[2]
+        unet = seeded(lambda: UNet(preset("tiny", in_channels=C, image_size=H)))
+        w, build = timed(lambda: widgets.noise_prediction_explorer(unet, x, sched, num_frames=25))
+        times = slider_times(w.t_slider, w.timesteps, repeats)
+        yield "noise_prediction_explorer", name + ", tiny UNet, 25 t", build, times, w
+
+    mix = data.gaussian_mixture_params()
+    oracle2d = dv.GaussianMixtureDenoiser(mix.means, mix.stds, mix.weights, sched)
+    points = data.load_dataset("gaussian_mixture", n=1000).x
+    toy = seeded(ToyMLP)
+    w, build = timed(lambda: widgets.toy2d_explorer(points, sched, oracle=oracle2d, model=toy, num_steps=100))
+    yield ("toy2d_explorer", "1000 points, oracle + ToyMLP, 100 steps", build,
+           slider_times(w.t_slider, [v for _, v in w.t_slider.options][::4], repeats), w)
+
+    unet = seeded(lambda: UNet(preset("tiny", in_channels=1, image_size=28)))
+    w, build = timed(lambda: widgets.sampler_explorer(unet, sched, shape=(16, 1, 28, 28), num_steps=10))
+    fresh = slider_times(w.steps_slider, [1, 2, 5], 1)  # new settings: really samples (1–5 steps, on release)
+    yield "sampler_explorer", "4×4 of 28×28, tiny UNet, fresh 1-5 steps", build, fresh, w
+    cached = slider_times(w.steps_slider, [1, 2, 5, 10], repeats)
+    yield "sampler_explorer", "4×4 of 28×28, cached setting", 0.0, cached, w
+
+    mon, build = timed(lambda: widgets.training_monitor(min_interval=0.0))
+    samples = digits.clone()
+    times = []
+    for i in range(1, 20 * repeats + 1):
+        event = TrainEvent(10 * i, 1.0 / i, 1e-3, 640 * i, 0.4 * i, samples if i % 5 == 0 else None)
+        times.append(timed(lambda: mon.callback(event))[1])
+    yield "training_monitor", "callback, unthrottled; samples every 5th", build, times, mon
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3, help="passes over each slider's values")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {args.threads} thread(s); budget {BUDGET_MS:.0f} ms per update\n")
+    print(f"{'helper':<26} {'input':<42} {'build s':>8} {'median ms':>10} {'1st pass':>9} {'p90 ms':>7} {'n':>4}  ok")
+    for helper, name, build, times, w in cases(args.repeats):
+        first = np.asarray(times[: times.index(None)] if None in times else times) * 1e3
+        ms = np.asarray([t for t in times if t is not None]) * 1e3
+        ok = "yes" if max(np.median(ms), np.median(first)) <= BUDGET_MS else "NO"
+        err = f"  error: {w.last_error}" if w.last_error else ""
+        print(f"{helper:<26} {name:<42} {build:8.2f} {np.median(ms):10.1f} {np.median(first):9.1f} "
+              f"{np.percentile(ms, 90):7.1f} {len(ms):4d}  {ok}{err}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

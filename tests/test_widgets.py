@@ -1,0 +1,263 @@
+"""diffviz.widgets, headless: build every helper with tiny inputs, move its controls, and check that
+what is shown changed, updated in place, and equals what the compute functions give."""
+import time
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+import torch
+from matplotlib.figure import Figure
+from torch import nn
+
+import diffviz as dv
+from diffviz import plots, viz, widgets
+from diffviz.training import TrainEvent
+
+T = 50
+SCHED = dv.linear_schedule(T)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():  # on a busy 2-core machine, 2 torch threads make tiny convolutions ~100x slower
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.fixture(scope="module")
+def images():  # (4, 1, 8, 8) in [-1, 1]
+    return torch.rand(4, 1, 8, 8, generator=gen(1)) * 2 - 1
+
+
+@pytest.fixture(scope="module")
+def oracle(images):  # the exact ε* of "data = one of these 4 images + a little noise"
+    return dv.GaussianMixtureDenoiser(images.reshape(4, -1), 0.1, schedule=SCHED)
+
+
+class Broken:
+    def __call__(self, x_t, t, y=None):
+        raise RuntimeError("model exploded")
+
+
+def move(slider, values):
+    """Set slider.value to each value; return the median time per move in seconds."""
+    times = []
+    for v in values:
+        start = time.perf_counter()
+        slider.value = v
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def test_forward_explorer_shows_q_sample_with_the_seeded_noise(images):
+    w = widgets.forward_explorer(images, ["linear", "cosine"], num_timesteps=T, t=0)
+    assert w.last_error is None and isinstance(w, widgets.Explorer)
+    assert torch.equal(w.noise, torch.randn(images.shape, generator=gen(0)))
+    view, before, panel_before = w.images["cosine"], w.images["cosine"].value, w.panel.value
+    w.t_slider.value = 30
+    assert w.images["cosine"] is view and view.value != before and w.panel.value != panel_before
+    for label, s in (("linear", dv.linear_schedule(T)), ("cosine", dv.cosine_schedule(T))):
+        x_t = dv.q_sample(s, images, 30, noise=w.noise).numpy()
+        assert np.array_equal(w.current["x_t"][label], x_t)
+        assert w.images[label].value == plots.image_png(x_t)
+        assert np.allclose(w.current["histogram"][label][0], viz.pixel_histogram(x_t)[0])
+    assert "paper 31" in w.readout.value
+    with pytest.raises(ValueError, match="num_timesteps"):
+        widgets.forward_explorer(images, [dv.linear_schedule(10), dv.cosine_schedule(20)])
+
+
+def test_schedule_explorer_warns_about_terminal_snr_and_marks_visited_steps():
+    w = widgets.schedule_explorer(["linear", "cosine"], num_timesteps=1000, num_steps=10)
+    assert w.current["warnings"] == [] and "⚠" not in w.summary.value
+    w.T_slider.value = 20
+    assert w.current["warnings"] == ["linear"] and "⚠" in w.summary.value
+    lin = dv.linear_schedule(20)
+    assert np.allclose(w.figure.data[1].y, lin.alphas_cumprod.numpy())  # linear ᾱ_t
+    assert w.current["terminal"]["linear"]["alpha_bar_T"] == pytest.approx(float(lin.alphas_cumprod[-1]))
+    w.steps_slider.value = 4
+    w.spacing.value = "leading"
+    visited = dv.sampling_timesteps(20, 4, "leading").numpy()
+    assert list(w.figure.data[6].x) == list(visited)  # 3 curves × 2 schedules, then the markers
+    w.T_slider.value = 10
+    assert w.steps_slider.max == 10 and w.last_error is None
+    fig = w.to_static(T_values=[10, 100])
+    assert [f.name for f in fig.frames] == ["10", "100"] and fig.layout.sliders[0].active == 0
+    assert isinstance(w.filmstrip(), Figure)
+
+
+@pytest.fixture(scope="module")
+def trajectory(oracle):
+    return dv.sample(oracle, SCHED, (16, 1, 8, 8), sampler="ddim", num_steps=10, generator=gen(0))
+
+
+def test_trajectory_explorer_scrubs_the_cached_run(trajectory):
+    w = widgets.trajectory_explorer(trajectory)
+    before = w.images["x0_hat"].value
+    w.step_slider.value = 7
+    step = viz.trajectory_step(trajectory, 7)
+    assert w.images["x0_hat"].value != before
+    assert w.images["x_t"].value == plots.image_png(trajectory.x_t[7].numpy())
+    assert w.images["eps"].value == plots.image_png(viz.noise_for_display(trajectory.eps[7].numpy()))
+    assert w.images["x0_hat"].value == plots.image_png(step["x0_hat"])
+    assert f"paper {step['t'] + 1}" in w.readout.value
+    fig = w.to_static(max_frames=5)
+    assert len(fig.frames) == 5 and fig.frames[0].data[0].source == plots.data_uri(w.frame(0)["png"]["x_t"])
+    assert len(w.filmstrip(num=3).axes) == 9
+    no_record = dv.sample(lambda x, t: torch.zeros_like(x), SCHED, (2, 1, 4, 4), num_steps=2, record=False)
+    with pytest.raises(ValueError, match="record=True"):
+        widgets.trajectory_explorer(no_record)
+
+
+def test_noise_prediction_explorer_matches_the_model(images, oracle):
+    w = widgets.noise_prediction_explorer(oracle, images, SCHED, num_frames=6)
+    t_before, before = w.t_slider.value, w.images["eps_pred"].value
+    t = w.timesteps[-1]
+    w.t_slider.value = t
+    assert t != t_before and w.images["eps_pred"].value != before
+    x_t = dv.q_sample(SCHED, images, t, noise=w.noise)
+    eps = oracle(x_t, torch.full((4,), t))
+    assert np.allclose(w.current["eps_pred"], eps.numpy(), atol=1e-6)
+    assert np.allclose(w.current["x0_pred"], dv.predict_x0(SCHED, x_t, t, eps).numpy(), atol=1e-5)
+    error = w.current["eps_pred"] - w.noise.numpy()
+    assert w.images["eps_error"].value == plots.image_png(viz.noise_for_display(error))
+    assert w.current["mse"] == pytest.approx(float(((eps - w.noise) ** 2).mean()), rel=1e-4)
+    assert len(w.to_static().frames) == 6 and len(w.filmstrip(num=2).axes) == 10
+
+
+def test_errors_are_shown_inside_the_widget_never_raised(images):
+    w = widgets.noise_prediction_explorer(Broken(), images, SCHED, num_frames=4)
+    assert "model exploded" in w.last_error and "model exploded" in w.error.value
+    w.t_slider.value = w.timesteps[0]  # moving the slider does not raise either
+    assert "RuntimeError" in w.error.value
+
+    class FailsLate:  # fails only for large t: the error comes and goes with the slider
+        def __call__(self, x_t, t, y=None):
+            if int(t[0]) > 30:
+                raise ValueError("t too large for me")
+            return torch.zeros_like(x_t)
+
+    w = widgets.noise_prediction_explorer(FailsLate(), images, SCHED, timesteps=[0, 10, 40], precompute=False)
+    assert w.last_error is None
+    w.t_slider.value = 40
+    assert "t too large" in w.error.value
+    w.t_slider.value = 0
+    assert w.last_error is None and w.error.value == ""
+
+
+def test_training_monitor_updates_loss_and_samples_in_place():
+    mon = widgets.training_monitor(min_interval=0.0)
+    samples = torch.rand(4, 1, 8, 8, generator=gen(2)) * 2 - 1
+    for i in range(1, 6):
+        mon(TrainEvent(step=10 * i, loss=1.0 / i, lr=1e-3, images_seen=640 * i, elapsed=0.5 * i,
+                       samples=samples if i == 5 else None))
+    assert list(mon.figure.data[0].x) == [10, 20, 30, 40, 50]
+    assert np.allclose(mon.figure.data[0].y, [1, 1 / 2, 1 / 3, 1 / 4, 1 / 5])
+    assert mon.figure.layout.yaxis.type == "log"
+    assert mon.image.value == plots.image_png(samples.numpy())
+    assert "step 50" in mon.readout.value and mon.last_error is None
+    throttled = widgets.training_monitor(min_interval=60.0)
+    for i in range(1, 4):
+        throttled.callback(TrainEvent(i, 0.5, 1e-3, i, 0.1 * i))
+    assert len(throttled.figure.data[0].x) == 1  # drawn once, then throttled
+    throttled.flush()
+    assert len(throttled.figure.data[0].x) == 3
+    throttled.callback(TrainEvent(4, 0.5, 1e-3, 4, 1.0, samples=torch.randn(50, 2)))  # 2-D toy samples
+    assert throttled.last_error is None and throttled.image.value == plots.scatter_png(throttled.samples)
+    throttled.callback(TrainEvent(5, 0.5, 1e-3, 5, 1.0, samples=torch.zeros(3)))  # neither: shown, not raised
+    assert throttled.last_error is not None
+    assert isinstance(throttled.to_static(), go.Figure)
+
+
+def test_toy2d_explorer_oracle_and_learned_side_by_side():
+    from diffviz.toy import ToyConfig, ToyMLP
+
+    means = torch.tensor([[1.0, 1.0], [-1.0, -1.0]])
+    oracle = dv.GaussianMixtureDenoiser(means, 0.2, schedule=SCHED)
+    points = oracle.sample_data(200, generator=gen(3)).float()
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = ToyMLP(ToyConfig(hidden=16, num_layers=1))
+    w = widgets.toy2d_explorer(points, SCHED, oracle=oracle, model=model, num_steps=10)
+    assert w.last_error is None and len(w.figure.data) == 3 + 3  # 3 clouds + 3 data backgrounds
+    ts = [v for _, v in w.t_slider.options]
+    assert ts[0] == -1 and ts[-1] == T - 1
+    before = np.array(w.figure.data[0].x)
+    w.t_slider.value = ts[-2]
+    t = ts[-2]
+    assert not np.array_equal(before, w.figure.data[0].x)
+    assert np.allclose(w.figure.data[0].x, dv.q_sample(SCHED, points, t, noise=w.noise)[:, 0].numpy())
+    traj = dv.sample(oracle, SCHED, (200, 2), sampler="ddpm", num_steps=10, generator=gen(0), x_T=w.x_T)
+    assert np.allclose(w.figure.data[1].y, viz.points_at(traj, t)[:, 1], atol=1e-5)
+    w.t_slider.value = -1
+    assert np.allclose(w.figure.data[0].x, points[:, 0].numpy())
+    assert np.allclose(w.figure.data[1].x, traj.sample[:, 0].numpy(), atol=1e-5)
+    first = {k: tr.x_t[0] for k, tr in w.trajectories.items()}
+    assert torch.equal(*first.values())  # both denoisers start from the same x_T
+    assert len(w.to_static(max_frames=4).frames) == 4 and len(w.filmstrip(num=3).axes) == 9
+
+
+class TinyConditional(nn.Module):
+    """A random ε-model that uses its label: ε̂ = conv(x) + embedding(y) (y = None → the null class)."""
+
+    def __init__(self, num_classes=3):
+        super().__init__()
+        self.num_classes = num_classes
+        self.conv = nn.Conv2d(1, 1, 3, padding=1)
+        self.embed = nn.Embedding(num_classes + 1, 1)
+
+    def forward(self, x, t, y=None):
+        y = torch.full((x.shape[0],), self.num_classes) if y is None else y
+        return 0.1 * self.conv(x) + self.embed(y)[:, :, None, None]
+
+
+def test_sampler_explorer_changes_only_the_knob():
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = TinyConditional()
+    w = widgets.sampler_explorer(model, SCHED, shape=(4, 1, 8, 8), num_classes=3, num_steps=5)
+    assert w.last_error is None and w.eta_slider.disabled is False
+    before = w.image.value
+    w.steps_slider.value = 10
+    assert w.image.value != before
+    expected = viz.run_sampler(model, SCHED, w.x_T, sampler="ddim", num_steps=10, y=torch.arange(4) % 3,
+                               guidance_scale=1.0)
+    assert np.allclose(w.current["sample"], expected.sample.numpy())
+    w.sampler.value = "ddpm"
+    assert w.eta_slider.disabled and w.current["eta"] == 0.0
+    ddpm = w.image.value
+    w.class_dropdown.value = 2
+    w.guidance_slider.value = 3.0
+    assert w.current["y"] == 2 and w.current["guidance_scale"] == 3.0 and w.image.value != ddpm
+    w.class_dropdown.value = "mixed"
+    w.guidance_slider.value = 1.0
+    assert w.image.value == ddpm  # same knobs, same seed → the same picture (from the cache, too)
+    w._results.clear()
+    w.update()
+    assert w.image.value == ddpm  # ... and when sampled again
+    w.class_dropdown.value = "none"
+    assert w.guidance_slider.disabled and w.current["y"] is None
+    fig = w.to_static(num_steps_values=(1, 2))
+    assert len(fig.frames) == 2 and len(w.filmstrip(num_steps_values=(1, 2)).axes) == 4
+
+
+def test_sampler_explorer_shows_model_errors():
+    w = widgets.sampler_explorer(Broken(), SCHED, shape=(2, 1, 4, 4))
+    assert "model exploded" in w.error.value
+    w.steps_slider.value = 2
+    assert "model exploded" in w.last_error
+
+
+def test_slider_updates_are_fast(images, trajectory, oracle):
+    """Loose bound for CI (the real figures come from benchmarks/widget_latency.py)."""
+    grid = torch.rand(16, 1, 28, 28, generator=gen(4)) * 2 - 1
+    fwd = widgets.forward_explorer(grid, ["linear", "cosine"], num_timesteps=T)
+    assert move(fwd.t_slider, range(0, T, 5)) < 0.2
+    traj = widgets.trajectory_explorer(trajectory)
+    assert move(traj.step_slider, range(len(trajectory))) < 0.2
+    noise = widgets.noise_prediction_explorer(oracle, images, SCHED, num_frames=8)
+    assert move(noise.t_slider, noise.timesteps) < 0.2
