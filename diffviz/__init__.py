@@ -25,5 +25,12 @@ from .diffusion import (
 )
 from .sampling import Trajectory, sample
 from .oracle import GaussianMixtureDenoiser
+from .data import load_dataset, load_image, list_datasets
+from .unet import UNet, UNetConfig, num_parameters, shape_tour
+from .toy import ToyConfig, ToyMLP
+from .training import TrainConfig, TrainEvent, Trainer, train
+from .checkpoint import CheckpointError, export_model, load_checkpoint, load_model, save_checkpoint
+from .images import make_grid, save_image_grid
+from .pretrained import load_pretrained
 
 __version__ = "0.1.0"

@@ -1,0 +1,29 @@
+"""Export the EMA weights of a training run as the shipped pretrained model (fp16 safetensors + JSON).
+
+    python data/export_pretrained.py runs/mnist-tiny --name mnist_unet
+
+The JSON keeps the run's training config, step, images seen and wall time, for the model card.
+"""
+import argparse
+import platform
+from pathlib import Path
+
+import torch
+
+from diffviz.checkpoint import export_model, load_checkpoint
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", help="a checkpoint dir (its latest checkpoint is used) or a step-XXXXXX folder")
+    parser.add_argument("--name", default="mnist_unet", help="file prefix inside data/pretrained/")
+    args = parser.parse_args()
+    model, schedule, meta = load_checkpoint(args.run, ema=True)
+    keep = {k: meta[k] for k in ("step", "images_seen", "wall_time", "train_config") if k in meta}
+    keep["hardware"] = f"{platform.machine()} CPU, {torch.get_num_threads()} threads ({platform.processor() or 'unknown'})"
+    out = export_model(model, schedule, Path(__file__).parent / "pretrained" / args.name, metadata=keep)
+    print(f"wrote {out} (step {keep.get('step')}, {keep.get('images_seen')} images seen)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+"""Models shipped with diffviz in ``data/pretrained/``, usable offline on a laptop CPU.
+
+"mnist": a class-conditional U-Net (ε-prediction, linear schedule, T = 1000) trained with
+``diffviz train`` on the bundled mnist-5k digits; its recipe and metrics are in data/README.md.
+Weights are the EMA weights, stored as fp16 safetensors + a JSON config (never pickle).
+"""
+from __future__ import annotations
+
+from .checkpoint import LoadedModel, load_model
+from .data import data_dir
+
+PRETRAINED = {"mnist": "mnist_unet"}  # name -> file prefix in data/pretrained/
+
+
+def pretrained_path(name: str):
+    """The file prefix of the shipped model ``name`` (``data/pretrained/<prefix>``)."""
+    if name not in PRETRAINED:
+        raise ValueError(f"unknown pretrained model {name!r}; available: {', '.join(PRETRAINED)}")
+    path = data_dir() / "pretrained" / PRETRAINED[name]
+    if not path.with_name(path.name + ".json").exists():
+        raise FileNotFoundError(f"pretrained model {name!r} is missing: expected {path}.json and .safetensors")
+    return path
+
+
+def load_pretrained(name: str = "mnist", device="cpu") -> LoadedModel:
+    """The ready model (eval mode, float32) and its schedule: ``model, schedule, meta = load_pretrained()``.
+
+    The model is an ε-predictor ``model(x_t, t, y=None)`` for x_t (B, 1, 28, 28) in the [-1, 1]
+    data scale, t (B,) int64 in [0, 999] (code t = k is the paper's t = k + 1), y (B,) digit labels
+    0–9, or None for the learned null class used by classifier-free guidance.
+    """
+    return load_model(pretrained_path(name), device=device)
