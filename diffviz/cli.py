@@ -2,7 +2,9 @@
 
     diffviz train  --dataset mnist-5k --model small --steps 20000 --checkpoint-dir runs/x --checkpoint-every 500
     diffviz train  --checkpoint-dir runs/x --resume --steps 30000      # continue a run
+    torchrun --standalone --nproc_per_node=4 -m diffviz.cli train ...  # data-parallel, same options
     diffviz sample --checkpoint runs/x --out grid.png --n 16 --sampler ddim --steps 50 [--class 3 --guidance 3]
+    diffviz handout notebooks/ --out handouts/ [--no-pdf]   # executed notebooks as HTML + PDF
 
 Adding a subcommand: write ``add_<name>_command(subparsers)`` (it adds a parser and sets
 ``run=<function(args) -> int>``) and add it to ``SUBCOMMANDS``.
@@ -35,6 +37,9 @@ def _train_args(parser):
     a("--seed", type=int, help="random seed (default 0)")
     a("--device", help="auto (default), cpu, cuda, cuda:1, ...")
     a("--bf16", action=argparse.BooleanOptionalAction, default=None, help="bf16 autocast (default: on for CUDA)")
+    a("--fast", action=argparse.BooleanOptionalAction, default=None,
+      help="fast path: fused AdamW, whole step as a CUDA graph, ... (default: on for CUDA)")
+    a("--compile", action="store_true", default=None, help="torch.compile the model (slow start)")
     a("--threads", dest="num_threads", type=int, help="CPU threads for torch")
     a("--checkpoint-dir", help="folder for checkpoints")
     a("--checkpoint-every", type=int, help="save every N steps (default: only at the end)")
@@ -59,26 +64,35 @@ def _train_config(args):
             raise ValueError("--resume needs --checkpoint-dir")
         if has_checkpoint(args.checkpoint_dir):
             saved = checkpoint_config(args.checkpoint_dir).get("train_config") or {}
-            base = {k: v for k, v in saved.items() if k in names and k not in ("device", "num_threads")}
+            machine = ("device", "num_threads", "fast", "compile")  # about this machine, not the run
+            base = {k: v for k, v in saved.items() if k in names and k not in machine}
     return TrainConfig(**{**base, **given})
 
 
 def run_train(args) -> int:
+    """Train; under ``torchrun --nproc_per_node=N`` data-parallel (see diffviz.distributed)."""
+    from .distributed import cleanup, setup
     from .training import Trainer
 
     config = _train_config(args)
-    trainer = Trainer(config)
-    if trainer.step:
-        print(f"resumed from {config.checkpoint_dir} at step {trainer.step}")
+    is_main = setup(config.device).is_main  # only rank 0 prints (and writes checkpoints)
+    try:
+        trainer = Trainer(config)
+        if trainer.step and is_main:
+            print(f"resumed from {config.checkpoint_dir} at step {trainer.step}")
 
-    def report(event):
-        if args.no_progress:
-            print(f"step {event.step:>7d}  loss {event.loss:.4f}  lr {event.lr:.2e}  "
-                  f"{event.images_seen / max(event.elapsed, 1e-9):.0f} img/s", flush=True)
+        def report(event):
+            if args.no_progress and is_main:
+                print(f"step {event.step:>7d}  loss {event.loss:.4f}  lr {event.lr:.2e}  "
+                      f"{event.images_seen / max(event.elapsed, 1e-9):.0f} img/s", flush=True)
 
-    trainer.fit(callback=report, progress=not args.no_progress)
-    where = f", checkpoint in {config.checkpoint_dir}" if config.checkpoint_dir else ""
-    print(f"done: step {trainer.step}, last loss {trainer.losses[-1] if trainer.losses else float('nan'):.4f}{where}")
+        trainer.fit(callback=report, progress=not args.no_progress)
+        where = f", checkpoint in {config.checkpoint_dir}" if config.checkpoint_dir else ""
+        last = trainer.losses[-1] if trainer.losses else float("nan")
+        if is_main:
+            print(f"done: step {trainer.step}, last loss {last:.4f}{where}")
+    finally:
+        cleanup()
     return 0
 
 
@@ -156,7 +170,29 @@ def add_sample_command(subparsers):
     parser.set_defaults(run=run_sample)
 
 
-SUBCOMMANDS = [add_train_command, add_sample_command]  # one line per subcommand
+def run_handout(args) -> int:
+    from .handout import HandoutError, build_handouts
+
+    try:
+        build_handouts(args.paths, args.out, pdf=not args.no_pdf, timeout=args.timeout)
+    except HandoutError as err:  # a failed cell, or no Chromium for the PDF
+        print(f"diffviz handout: error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def add_handout_command(subparsers):
+    parser = subparsers.add_parser(
+        "handout", help="run notebooks and write a self-contained HTML and a PDF (system Chromium) for each")
+    a = parser.add_argument
+    a("paths", nargs="+", metavar="PATH", help="notebooks (.ipynb) or folders of them")
+    a("--out", default="handouts", help="output folder (default: handouts)")
+    a("--no-pdf", action="store_true", help="write only the HTML (no Chromium needed)")
+    a("--timeout", type=int, default=600, help="seconds allowed per cell (default 600)")
+    parser.set_defaults(run=run_handout)
+
+
+SUBCOMMANDS = [add_train_command, add_sample_command, add_handout_command]  # one line per subcommand
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from .diffusion import ddim_step, ddpm_step, predict_x0
+from .fast import GraphedModel
 from .schedules import NoiseSchedule, respace, sampling_timesteps
 
 SAMPLERS = ("ddpm", "ddim")
@@ -111,7 +112,7 @@ def _plan(schedule, sampler, num_steps, spacing):
 @torch.no_grad()
 def sample(eps_model, schedule, shape, sampler="ddpm", num_steps=None, eta=0.0, generator=None,
            device=None, y=None, guidance_scale=None, record=True, *, timestep_spacing="trailing",
-           variance="fixed_small", clip_sample=False, x_T=None, progress=False) -> Trajectory:
+           variance="fixed_small", clip_sample=False, x_T=None, progress=False, cuda_graph=None) -> Trajectory:
     """Generate samples by running the reverse process from x_T ~ N(0, I).
 
     "ddpm": ancestral sampling (Ho et al. 2020, Algorithm 2), σ² from ``variance``; with
@@ -123,11 +124,20 @@ def sample(eps_model, schedule, shape, sampler="ddpm", num_steps=None, eta=0.0, 
     Args: eps_model(x_t (B, ...), t (B,) int64[, y (B,) int64 or None]) → ε̂ (B, ...);
           shape (B, ...) of the samples; generator: a torch.Generator for every random draw;
           y: class labels (int or (B,)) for a conditional model; guidance_scale: w for guidance;
-          record: keep x_t, ε̂, x̂_0 of every step (on the CPU); x_T: the starting noise.
+          record: keep x_t, ε̂, x̂_0 of every step (on the CPU); x_T: the starting noise;
+          cuda_graph: replay the model call from a CUDA graph (``diffviz.fast.GraphedModel``; same
+          numbers, far fewer launches); None = on for an ``nn.Module`` on a CUDA device.
     Returns: Trajectory.
+    On CUDA the loop never waits for the GPU: recorded steps are copied into pinned CPU buffers
+    without blocking, and the one sync comes at the end.
     """
     _check_args(schedule, shape, sampler, num_steps, eta, y, guidance_scale)
     device = _model_device(eps_model, device)
+    if cuda_graph and device.type != "cuda":
+        raise ValueError(f"cuda_graph=True needs a CUDA device, got {device}")
+    if cuda_graph is None:
+        cuda_graph = device.type == "cuda" and isinstance(eps_model, nn.Module)
+    model_fn = GraphedModel(eps_model) if cuda_graph else eps_model
     shape = tuple(shape)
     y = _labels(y, shape[0], device)
     kept, steps, step_schedule = _plan(schedule, sampler, num_steps, timestep_spacing)
@@ -140,7 +150,8 @@ def sample(eps_model, schedule, shape, sampler="ddpm", num_steps=None, eta=0.0, 
     x = x_T.to(device=device, dtype=torch.float32)
 
     S = len(steps)
-    buffers = [torch.empty((S, *shape)) for _ in range(3)] if record else [None] * 3
+    pinned = device.type == "cuda"  # page-locked CPU memory: the copies below need not block
+    buffers = [torch.empty((S, *shape), pin_memory=pinned) for _ in range(3)] if record else [None] * 3
     was_training = isinstance(eps_model, nn.Module) and eps_model.training
     if isinstance(eps_model, nn.Module):
         eps_model.eval()
@@ -151,7 +162,7 @@ def sample(eps_model, schedule, shape, sampler="ddpm", num_steps=None, eta=0.0, 
     try:
         for i, (t_model, (step_t, t_prev)) in enumerate(zip(kept.tolist(), iterator)):
             t_batch = torch.full((shape[0],), t_model, dtype=torch.long, device=device)
-            eps = guided_eps(eps_model, x, t_batch, y, guidance_scale).to(x.dtype)
+            eps = guided_eps(model_fn, x, t_batch, y, guidance_scale).to(x.dtype)
             if sampler == "ddim":
                 out = ddim_step(schedule, x, step_t, t_prev, eps, eta=eta, generator=generator,
                                 clip_sample=clip_sample)
@@ -163,10 +174,11 @@ def sample(eps_model, schedule, shape, sampler="ddpm", num_steps=None, eta=0.0, 
                 if clip_sample:  # record the unclipped x̂_0 = predict_x0(x_t, ε̂) of the docstring
                     x0_hat = predict_x0(schedule, x, t_model, eps)
                 for buffer, value in zip(buffers, (x, eps, x0_hat)):
-                    buffer[i].copy_(value)
+                    buffer[i].copy_(value, non_blocking=True)  # on the CPU: an ordinary copy
             x = out.prev_sample
     finally:
         if was_training:
             eps_model.train()
+    final = x.float().cpu()  # waits for the GPU, so every copy into the buffers has landed
     x_t, eps_all, x0_all = buffers
-    return Trajectory(kept.clone(), x_t, eps_all, x0_all, x.float().cpu(), sampler)
+    return Trajectory(kept.clone(), x_t, eps_all, x0_all, final, sampler)

@@ -211,10 +211,9 @@ def extract(values: torch.Tensor, t, x: torch.Tensor, dtype=None) -> torch.Tenso
           dtype: override x's dtype (e.g. float64 to keep combining coefficients exactly).
     Returns: (B, 1, ..., 1) with x.ndim dims (or (1, ..., 1) for an int t), on x's device.
     """
-    if isinstance(t, int):
-        out = values[t].reshape([1] * x.ndim)
-    else:
-        out = values[t.cpu()].reshape([t.shape[0]] + [1] * (x.ndim - 1))
+    if isinstance(t, int):  # a fill, not a copy: no host-device sync when x is on a GPU
+        return torch.full([1] * x.ndim, values[t].item(), device=x.device, dtype=dtype or x.dtype)
+    out = values[t.cpu()].reshape([t.shape[0]] + [1] * (x.ndim - 1))
     return out.to(device=x.device, dtype=dtype or x.dtype)
 
 

@@ -6,6 +6,8 @@
 t is 0-based (code t = k is the paper's t = k + 1). ``Trainer`` adds what makes this work in
 practice: AdamW with linear warm-up, gradient clipping, an EMA of the weights (used for sampling),
 label dropout for classifier-free guidance, bf16 autocast on CUDA, checkpoints that resume exactly.
+On CUDA it takes the fast path of ``diffviz.fast`` (the whole step as one CUDA graph); under
+torchrun it trains data-parallel (``diffviz.distributed``).
 
 Randomness: batches, t, ε and label dropout come from ``trainer.generator`` (on the device); model
 init and dropout use torch's global RNG, but only inside ``fork_rng`` blocks seeded from
@@ -23,8 +25,9 @@ import torch
 import torch.nn.functional as F
 
 from . import checkpoint as ckpt
+from . import distributed, fast
 from .data import load_dataset
-from .diffusion import q_sample
+from .diffusion import _q_sample_tables, _q_sample_unchecked, q_sample
 from .sampling import sample
 from .schedules import get_schedule
 from .toy import ToyConfig, ToyMLP
@@ -51,6 +54,8 @@ class TrainConfig:
     seed: int = 0  # seeds data order, t, ε, label dropout, model init and dropout
     device: str = "auto"  # "auto" (CUDA if available), "cpu", "cuda", "cuda:1", ...
     bf16: bool | None = None  # bf16 autocast; None = on for CUDA. CUDA only.
+    fast: bool | None = None  # the diffviz.fast path (fused AdamW, CUDA graph, ...); None = on for CUDA
+    compile: bool = False  # torch.compile the model (a minute or two of compiling first)
     num_threads: int | None = None  # torch.set_num_threads for CPU training (None = leave as is)
     checkpoint_dir: str | None = None  # folder for checkpoints (None = no checkpoints)
     checkpoint_every: int = 0  # save every N steps (0 = only at the end); needs checkpoint_dir
@@ -115,7 +120,12 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, model=None, dataset=None):
         self.config = config
-        self.device = resolve_device(config.device)
+        self.dist = distributed.info()  # rank and world size: rank 0 of 1 unless launched by torchrun
+        self.device = distributed.rank_device(resolve_device(config.device), self.dist)
+        self.use_fast = config.fast if config.fast is not None else self.device.type == "cuda"
+        if config.batch_size % self.dist.world_size:
+            raise ValueError(f"batch_size={config.batch_size} (the total batch) must be divisible by the "
+                             f"number of processes, {self.dist.world_size}")
         self.use_bf16 = config.bf16 if config.bf16 is not None else self.device.type == "cuda"
         if self.use_bf16 and self.device.type != "cuda":
             raise ValueError(f"bf16=True needs a CUDA device, got device={config.device!r}")
@@ -126,19 +136,30 @@ class Trainer:
                        load_dataset(config.dataset, split="train", n=config.num_data, seed=config.seed))
         with self._seeded_rng(config.seed):  # model init is reproducible, the caller's RNG untouched
             model = model if model is not None else build_model(config, self.data_shape, self.num_classes)
+            if self.dist.rank:  # each rank its own dropout stream (data draws are shared: compute_loss)
+                torch.manual_seed(config.seed + 1_000_003 * self.dist.rank)
             self._torch_rng = self._get_torch_rng()  # dropout's RNG state, continued by fit()
         self.model = model.to(self.device)
         self.ema_model = copy.deepcopy(self.model).eval().requires_grad_(False)
         self.schedule = get_schedule(config.schedule, config.num_timesteps)
         self.lr = config.lr or (1e-3 if isinstance(self.model, ToyMLP) else 2e-4)  # after warm-up
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.lr,
-                                           weight_decay=config.weight_decay)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.lr, weight_decay=config.weight_decay,
+                                           **(fast.adamw_options() if self.use_fast else {}))
         self.generator = torch.Generator(self.device).manual_seed(config.seed)
         self.step, self.images_seen, self.elapsed, self.losses = 0, 0, 0.0, []  # losses: one per step
         self._pending = []  # loss tensors of steps not yet copied into self.losses
         self.stop_requested = False  # a callback may set this to end fit() early
+        self._fast_step = None  # a fast.FastTrainStep, made by the first fit() step on the fast path
+        if self.use_fast:
+            fast.prepare(self)
+            self._q_tables = _q_sample_tables(self.schedule, self.device)  # (√ᾱ, √(1−ᾱ)) on the device
         if config.resume and config.checkpoint_dir and ckpt.has_checkpoint(config.checkpoint_dir):
             self.resume(config.checkpoint_dir)
+        self.train_model = self.model  # what compute_loss calls: the model, wrapped for DDP / compiled
+        if self.dist.world_size > 1:
+            self.train_model = distributed.wrap_model(self.model, self.device)
+        if config.compile:
+            self.train_model = torch.compile(self.train_model)
 
     def _set_data(self, dataset):
         self.data_x = dataset.x.to(self.device, torch.float32)  # (N, C, H, W) or (N, D)
@@ -180,30 +201,49 @@ class Trainer:
         return self.lr * min(1.0, (step + 1) / warmup) if warmup else self.lr
 
     def next_batch(self):
-        """A random batch (indices drawn with replacement from self.generator): x0 (B, ...), y (B,) or None."""
-        idx = torch.randint(0, self.data_x.shape[0], (self.config.batch_size,), generator=self.generator,
-                            device=self.device)
+        """A random batch (indices drawn with replacement from self.generator): x0 (B, ...), y (B,) or None.
+        With torchrun, this rank's shard of it (B / world_size examples)."""
+        B = self.config.batch_size
+        idx = torch.randint(0, self.data_x.shape[0], (B,), generator=self.generator,
+                            device=self.device)[self.dist.shard(B)]
         return self.data_x[idx], (self.data_y[idx] if self.data_y is not None else None)
 
+    def compute_loss(self, x0, y=None) -> torch.Tensor:
+        """L_simple = ‖ε − ε_θ(√ᾱ_t x_0 + √(1−ᾱ_t) ε, t)‖² on one batch (Ho et al. 2020, Eq. 14).
+
+        Args: x0 (B, C, H, W) or (B, D) data on the device; y (B,) int64 labels or None.
+        Returns: the loss, a 0-dim tensor, not yet backpropagated.
+        t, ε and label dropout come from ``self.generator``, drawn for the whole batch of all
+        ranks; with torchrun each rank keeps its own slice (see ``diffviz.distributed``).
+        """
+        n = x0.shape[0] * self.dist.world_size  # the batch of all ranks; this rank keeps [mine]
+        g, mine = self.generator, self.dist.shard(n)
+        t = torch.randint(0, self.schedule.num_timesteps, (n,), generator=g, device=self.device)[mine]  # (B,)
+        noise = torch.randn((n, *x0.shape[1:]), generator=g, device=self.device)[mine]  # ε ~ N(0, I)
+        if y is not None and self.label_dropout > 0:  # classifier-free guidance: sometimes drop the label
+            drop = torch.rand(n, generator=g, device=self.device)[mine] < self.label_dropout
+            y = torch.where(drop, torch.full_like(y, self.num_classes), y)
+        if self.use_fast:  # the same x_t, without copying t to the CPU for the range check (a sync)
+            x_t = _q_sample_unchecked(self._q_tables, x0, t, noise)
+        else:
+            x_t = q_sample(self.schedule, x0, t, noise)  # √ᾱ_t x_0 + √(1−ᾱ_t) ε
+        self.train_model.train()
+        # the fast path needs cache_enabled=False: autocast's weight cache cannot live in a CUDA graph
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16,
+                            cache_enabled=not self.use_fast):
+            eps_pred = self.train_model(x_t, t) if y is None else self.train_model(x_t, t, y)
+        return F.mse_loss(eps_pred.float(), noise)
+
     def train_step(self, x0, y=None) -> torch.Tensor:
-        """One optimizer step on L_simple = ‖ε − ε_θ(√ᾱ_t x_0 + √(1−ᾱ_t) ε, t)‖² (Ho et al. 2020, Eq. 14).
+        """One optimizer step on L_simple (``compute_loss``): AdamW, warm-up, clipping, EMA.
 
         Args: x0 (B, C, H, W) or (B, D) data on the device; y (B,) int64 labels or None.
         Returns: the loss, a detached 0-dim tensor (no device sync).
         t, ε and label dropout come from ``self.generator``; dropout layers use torch's global RNG,
         which ``fit`` seeds and saves (call it outside ``fit`` and dropout is not reproducible).
+        This is the plain path; ``fit`` on the fast path runs ``diffviz.fast.FastTrainStep`` instead.
         """
-        B, g = x0.shape[0], self.generator
-        t = torch.randint(0, self.schedule.num_timesteps, (B,), generator=g, device=self.device)  # (B,)
-        noise = torch.randn(x0.shape, generator=g, device=self.device)  # ε ~ N(0, I)
-        if y is not None and self.label_dropout > 0:  # classifier-free guidance: sometimes drop the label
-            drop = torch.rand(B, generator=g, device=self.device) < self.label_dropout
-            y = torch.where(drop, torch.full_like(y, self.num_classes), y)
-        x_t = q_sample(self.schedule, x0, t, noise)  # √ᾱ_t x_0 + √(1−ᾱ_t) ε
-        self.model.train()
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16):
-            eps_pred = self.model(x_t, t) if y is None else self.model(x_t, t, y)
-        loss = F.mse_loss(eps_pred.float(), noise)
+        loss = self.compute_loss(x0, y)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.config.grad_clip:
@@ -212,15 +252,18 @@ class Trainer:
             group["lr"] = self.lr_at(self.step)
         self.optimizer.step()
         self.step += 1
-        self.images_seen += B
+        self.images_seen += x0.shape[0] * self.dist.world_size
         self.update_ema()
         return loss.detach()
 
+    def ema_decay_at(self, n: int) -> float:
+        """The EMA decay after n steps: min(ema_decay, (1 + n) / (10 + n)) (a warm-up for the EMA)."""
+        return min(self.config.ema_decay, (1 + n) / (10 + n))
+
     @torch.no_grad()
     def update_ema(self):
-        """θ_ema ← decay·θ_ema + (1 − decay)·θ, with decay = min(ema_decay, (1+n)/(10+n)) after n steps."""
-        n = self.step
-        decay = min(self.config.ema_decay, (1 + n) / (10 + n))
+        """θ_ema ← decay·θ_ema + (1 − decay)·θ, with decay = ``ema_decay_at(n)`` after n steps."""
+        decay = self.ema_decay_at(self.step)
         for p_ema, p in zip(self.ema_model.parameters(), self.model.parameters()):
             p_ema.lerp_(p.detach(), 1.0 - decay)
         for b_ema, b in zip(self.ema_model.buffers(), self.model.buffers()):
@@ -233,11 +276,11 @@ class Trainer:
         from tqdm.auto import tqdm
 
         cfg, start = self.config, time.perf_counter() - self.elapsed
-        bar = tqdm(total=cfg.steps, initial=self.step, disable=not progress, desc="training")
+        bar = tqdm(total=cfg.steps, initial=self.step, disable=not progress or not self.dist.is_main, desc="training")
         self.stop_requested, self._event_mark = False, len(self.losses)
         with self._seeded_rng(state=self._torch_rng):  # dropout continues its own seeded stream
             while self.step < cfg.steps and not self.stop_requested:
-                self._pending.append(self.train_step(*self.next_batch()))
+                self._pending.append(self._fast_train_step() if self.use_fast else self.train_step(*self.next_batch()))
                 self.elapsed = time.perf_counter() - start
                 bar.update(1)
                 last = self.step == cfg.steps
@@ -255,17 +298,23 @@ class Trainer:
         bar.close()
         return self
 
+    def _fast_train_step(self) -> torch.Tensor:
+        if self._fast_step is None:
+            self._fast_step = fast.FastTrainStep(self)
+        return self._fast_step()
+
     def _flush_losses(self):
-        """Move the per-step loss tensors into ``self.losses`` (one device sync for many steps)."""
+        """Move the per-step loss tensors into ``self.losses`` (one device sync for many steps);
+        with torchrun, their mean over ranks: the loss of the whole batch."""
         if self._pending:
-            self.losses.extend(torch.stack(self._pending).tolist())
+            self.losses.extend(distributed.mean_over_ranks(torch.stack(self._pending)).tolist())
             self._pending = []
 
     def _event(self, want_samples) -> TrainEvent:
         self._flush_losses()
         recent = self.losses[self._event_mark:] or [float("nan")]
         self._event_mark = len(self.losses)
-        samples = self.sample_ema(self.config.num_samples) if want_samples else None
+        samples = self.sample_ema(self.config.num_samples) if want_samples and self.dist.is_main else None
         return TrainEvent(self.step, sum(recent) / len(recent), self.lr_at(self.step - 1),
                           self.images_seen, self.elapsed, samples)
 
@@ -282,12 +331,16 @@ class Trainer:
     # ----- checkpoints -----
     def save_checkpoint(self, directory=None):
         """Write a checkpoint of everything needed to resume into ``directory`` (default:
-        config.checkpoint_dir) as ``step-XXXXXX/``; returns its path."""
+        config.checkpoint_dir) as ``step-XXXXXX/``; returns its path. With torchrun every rank must
+        call it (it gathers each rank's dropout RNG state); rank 0 writes, the others return None."""
         directory = directory or self.config.checkpoint_dir
         if directory is None:
             raise ValueError("save_checkpoint needs a directory (config.checkpoint_dir is None)")
         self._flush_losses()
-        rng = {"generator": self.generator.get_state(), **self._torch_rng}
+        rng = {"generator": self.generator.get_state(), **self._torch_rng,
+               **distributed.gather_rng_states(self._torch_rng)}  # "torch_cpu@1", ...: the other ranks'
+        if not self.dist.is_main:
+            return None
         return ckpt.save_checkpoint(
             directory, self.model, self.schedule, ema_model=self.ema_model, optimizer=self.optimizer,
             train_config=asdict(self.config), step=self.step, images_seen=self.images_seen,
@@ -297,16 +350,25 @@ class Trainer:
     def resume(self, path) -> "Trainer":
         """Restore model, EMA, optimizer, step count, losses and RNG states from a checkpoint
         (a step-XXXXXX folder, or a checkpoint_dir whose ``latest`` is followed)."""
+        implementation = [{k: g[k] for k in ("foreach", "fused", "capturable")} for g in self.optimizer.param_groups]
         state = ckpt.load_train_state(path, self.model, self.ema_model, self.optimizer)
+        for group, flags in zip(self.optimizer.param_groups, implementation):
+            group.update(flags)  # keep this run's AdamW implementation, whatever path wrote the checkpoint
         if state.extra.get("generator_device") == self.device.type:
             self.generator.set_state(state.rng_states["generator"])
         else:  # a CPU generator's state cannot drive a CUDA generator: reseed, deterministically
             warnings.warn("checkpoint was written on another device type: data order is reseeded")
             self.generator.manual_seed(self.config.seed + 1_000_003 * state.step)
-        if "torch_cpu" in state.rng_states:
-            self._torch_rng = {k: v for k, v in state.rng_states.items() if k.startswith("torch_")}
+        torch_rng = distributed.rng_states_of_rank(state.rng_states, self.dist.rank)  # "torch_cpu", ...
+        if torch_rng:
+            self._torch_rng = torch_rng
+        elif self.dist.rank:
+            warnings.warn(f"the checkpoint holds no dropout RNG state for rank {self.dist.rank}: its stream restarts")
         self.step, self.images_seen, self.elapsed = state.step, state.images_seen, state.wall_time
         self.losses, self._pending = list(state.losses), []
+        if self.use_fast:  # the loaded AdamW state gets the fast path's layout; a captured graph is stale
+            fast.prepare(self)
+            self._fast_step = None
         return self
 
 

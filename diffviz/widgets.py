@@ -10,6 +10,9 @@ Every helper returns an ``Explorer``, an ``ipywidgets.VBox`` (it never calls ``d
   * ``.to_static()`` returns a plotly ``go.Figure`` with frames and its own slider (works in an
     exported HTML, no kernel) and ``.filmstrip()`` a matplotlib Figure for paper; both call the same
     compute functions as the widget.
+  * in a kernel started by ``diffviz handout`` (environment variable ``DIFFVIZ_HANDOUT=1``), an
+    Explorer shown as a cell's result is its static twins instead of a live widget (see
+    ``diffviz.handout.explorer_html``); everywhere else it is the ordinary widget.
 Views update in place: ``ipywidgets.Image`` gets new PNG bytes, plotly ``FigureWidget`` traces get new
 data. What a slider scrubs is cheap or precomputed (≤ 30 ms per move, see benchmarks/widget_latency.py).
 Timesteps are 0-based: code t = k is the paper's t = k + 1. Noise comes from seeded generators.
@@ -17,6 +20,7 @@ Timesteps are 0-based: code t = k is the paper's t = k + 1. Noise comes from see
 from __future__ import annotations
 
 import html
+import os
 import time
 from collections import OrderedDict
 
@@ -30,6 +34,7 @@ from . import plots, viz
 from .schedules import NoiseSchedule, get_schedule, sampling_timesteps
 
 T_HELP = "t is 0-based: code t = k is the paper's t = k + 1"
+HANDOUT_ENV = "DIFFVIZ_HANDOUT"  # set to 1 by `diffviz handout` in the kernels it runs
 _WIDE = {"description_width": "initial"}
 
 
@@ -87,6 +92,14 @@ class Explorer(W.VBox):
 
     def _render(self):
         raise NotImplementedError
+
+    def _repr_mimebundle_(self, **kwargs):
+        """The live widget; in a handout kernel (``DIFFVIZ_HANDOUT=1``) its static twins as HTML."""
+        if os.environ.get(HANDOUT_ENV, "") not in ("", "0"):
+            from .handout import explorer_html
+
+            return {"text/plain": f"<{type(self).__name__}: static handout view>", "text/html": explorer_html(self)}
+        return super()._repr_mimebundle_(**kwargs)
 
 
 def _cache_put(cache: OrderedDict, key, value, max_items: int = 256):

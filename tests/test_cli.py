@@ -82,7 +82,8 @@ def test_errors_are_messages_not_tracebacks(run_dir, tmp_path, capsys):
 
 
 def test_subcommands_are_registered_in_one_list():
-    assert [add.__name__ for add in SUBCOMMANDS] == ["add_train_command", "add_sample_command"]
+    assert [add.__name__ for add in SUBCOMMANDS] == ["add_train_command", "add_sample_command",
+                                                       "add_handout_command"]
     assert build_parser().parse_args(["sample", "--checkpoint", "x"]).run.__name__ == "run_sample"
 
 
