@@ -23,10 +23,10 @@ from .diffusion import (
     q_sample,
     q_step,
 )
-from .sampling import Trajectory, sample
+from .sampling import Trajectory, guided_eps, sample
 from .oracle import GaussianMixtureDenoiser
 from .data import load_dataset, load_image, list_datasets
-from .unet import UNet, UNetConfig, num_parameters, shape_tour
+from .unet import UNet, UNetConfig, num_parameters, shape_tour, timestep_embedding
 from .toy import ToyConfig, ToyMLP
 from .training import TrainConfig, TrainEvent, Trainer, train
 from .checkpoint import CheckpointError, export_model, load_checkpoint, load_model, save_checkpoint

@@ -167,7 +167,9 @@ def image_filmstrip(rows, row_labels, col_labels, title=None, cell_inches: float
     """A grid of pictures: rows[r][c] is a uint8 (H, W[, C]) array (e.g. ``png_to_array(image_png(x))``).
     Rows are quantities or schedules, columns usually timesteps. Returns a matplotlib Figure."""
     n_rows, n_cols = len(rows), len(col_labels)
-    fig = Figure(figsize=(cell_inches * n_cols + 0.8, cell_inches * n_rows + 0.5), layout="constrained")
+    height, width = rows[0][0].shape[:2]
+    cell_height = cell_inches * height / width  # cells keep the pictures' aspect ratio (e.g. 2×4 grids)
+    fig = Figure(figsize=(cell_inches * n_cols + 0.8, cell_height * n_rows + 0.7), layout="constrained")
     axes = np.asarray(fig.subplots(n_rows, n_cols, squeeze=False))
     for r, row in enumerate(rows):
         for c, pixels in enumerate(row):
@@ -188,7 +190,9 @@ def scatter_filmstrip(rows, row_labels, col_labels, lim: float = 3.5, background
     """Like ``image_filmstrip`` for 2-D point clouds: rows[r][c] is (N, 2); ``background`` (M, 2)
     (e.g. the data) is drawn faintly in every cell. Returns a matplotlib Figure."""
     n_rows, n_cols = len(rows), len(col_labels)
-    fig = Figure(figsize=(cell_inches * n_cols + 0.8, cell_inches * n_rows + 0.5), layout="constrained")
+    height, width = rows[0][0].shape[:2]
+    cell_height = cell_inches * height / width  # cells keep the pictures' aspect ratio (e.g. 2×4 grids)
+    fig = Figure(figsize=(cell_inches * n_cols + 0.8, cell_height * n_rows + 0.7), layout="constrained")
     axes = np.asarray(fig.subplots(n_rows, n_cols, squeeze=False, sharex=True, sharey=True))
     for r, row in enumerate(rows):
         for c, points in enumerate(row):

@@ -326,6 +326,8 @@ def shape_tour(model: UNet, x: torch.Tensor, t, y=None) -> list[tuple[str, tuple
     named += [(f"{part}.{i}", block) for part in ("down", "mid", "up") for i, block in enumerate(getattr(model, part))]
     for name, module in named:
         kind = type(module).__name__
+        if isinstance(module, LevelBlock) and isinstance(module.attn, SelfAttention):
+            kind += " + attention"
         hook = lambda mod, args, out, label=f"{name} ({kind})": tour.append((label, tuple(out.shape)))
         handles.append(module.register_forward_hook(hook))
     try:

@@ -73,6 +73,11 @@ def evenly_spaced(values, max_count: int) -> list:
     return [values[i] for i in idx]
 
 
+def chosen_or_spaced(values, chosen, max_count: int) -> list:
+    """``chosen`` exactly as given when the caller picked it, else ``evenly_spaced(values, max_count)``."""
+    return list(chosen) if chosen is not None else evenly_spaced(values, max_count)
+
+
 # ----------------------------------------------------------------------------- forward process
 def forward_sample(schedule: NoiseSchedule, x0: torch.Tensor, t: int, noise: torch.Tensor) -> np.ndarray:
     """x_t = √ᾱ_t · x_0 + √(1 − ᾱ_t) · ε (Ho et al. 2020, Eq. 4) with a fixed ε, via ``q_sample``.

@@ -50,7 +50,7 @@ def _panel(title: str, view: W.Widget) -> W.VBox:
 
 
 def _t_label(t: int) -> str:
-    return "x_0 (data)" if t < 0 else f"t = {t} (paper {t + 1})"
+    return "x_0 (data or final sample)" if t < 0 else f"t = {t} (paper {t + 1})"
 
 
 class Explorer(W.VBox):
@@ -164,7 +164,7 @@ class ForwardExplorer(Explorer):
 
     def to_static(self, timesteps=None, max_frames: int = 20) -> go.Figure:
         """Plotly figure with one frame per t (default: ≤ max_frames evenly spaced over [0, T−1])."""
-        ts = viz.evenly_spaced(range(self.T) if timesteps is None else timesteps, max_frames)
+        ts = viz.chosen_or_spaced(range(self.T), timesteps, max_frames)
         frames = [self.frame(t) for t in ts]
         fig = plots.forward_figure(frames[0]["png"], frames[0]["histogram"], self.coefficients, ts[0])
         n = len(self.schedules)
@@ -175,7 +175,7 @@ class ForwardExplorer(Explorer):
 
     def filmstrip(self, timesteps=None, num: int = 6) -> Figure:
         """Rows: schedules; columns: x_t at ``timesteps`` (default ``num`` evenly spaced)."""
-        ts = viz.evenly_spaced(range(self.T) if timesteps is None else timesteps, num)
+        ts = viz.chosen_or_spaced(range(self.T), timesteps, num)
         frames = [self.frame(t) for t in ts]
         rows = [[plots.png_to_array(f["png"][k]) for f in frames] for k in self.schedules]
         return plots.image_filmstrip(rows, list(self.schedules), [_t_label(t) for t in ts],
@@ -346,7 +346,7 @@ class TrajectoryExplorer(Explorer):
         self.readout.value = f"step {step + 1} of {len(self.trajectory)} · {_t_label(f['t'])}"
 
     def _steps(self, steps, count):
-        return viz.evenly_spaced(range(len(self.trajectory)) if steps is None else steps, count)
+        return viz.chosen_or_spaced(range(len(self.trajectory)), steps, count)
 
     def to_static(self, steps=None, max_frames: int = 20) -> go.Figure:
         steps = self._steps(steps, max_frames)
@@ -422,14 +422,14 @@ class NoisePredictionExplorer(Explorer):
             f"one forward step only adds noise of std √β_t = {f['step_noise_std']:.3f}")
 
     def to_static(self, timesteps=None, max_frames: int = 20) -> go.Figure:
-        ts = viz.evenly_spaced(self.timesteps if timesteps is None else timesteps, max_frames)
+        ts = viz.chosen_or_spaced(self.timesteps, timesteps, max_frames)
         frames = [self.frame(t) for t in ts]
         fig = plots.image_panels_figure(list(NOISE_PANELS.values()), list(frames[0]["png"].values()), height=260)
         traces = [(t, [go.Image(source=plots.data_uri(p)) for p in f["png"].values()]) for t, f in zip(ts, frames)]
         return plots.add_slider_frames(fig, traces, range(len(NOISE_PANELS)), prefix="t (code; paper t + 1) = ")
 
     def filmstrip(self, timesteps=None, num: int = 5) -> Figure:
-        ts = viz.evenly_spaced(self.timesteps if timesteps is None else timesteps, num)
+        ts = viz.chosen_or_spaced(self.timesteps, timesteps, num)
         frames = [self.frame(t) for t in ts]
         rows = [[plots.png_to_array(f["png"][k]) for f in frames] for k in NOISE_PANELS]
         return plots.image_filmstrip(rows, ["x_t", "ε", "ε̂", "ε̂ − ε", "x̂_0"], [_t_label(t) for t in ts])
@@ -561,7 +561,7 @@ class Toy2DExplorer(Explorer):
         self.readout.value = _t_label(t) + extra
 
     def _timesteps(self, timesteps, count):
-        return viz.evenly_spaced([v for _, v in self.t_slider.options] if timesteps is None else timesteps, count)
+        return viz.chosen_or_spaced([v for _, v in self.t_slider.options], timesteps, count)
 
     def to_static(self, timesteps=None, max_frames: int = 25) -> go.Figure:
         ts = self._timesteps(timesteps, max_frames)
