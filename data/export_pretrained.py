@@ -8,8 +8,6 @@ import argparse
 import platform
 from pathlib import Path
 
-import torch
-
 from diffviz.checkpoint import export_model, load_checkpoint
 
 
@@ -17,10 +15,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", help="a checkpoint dir (its latest checkpoint is used) or a step-XXXXXX folder")
     parser.add_argument("--name", default="mnist_unet", help="file prefix inside data/pretrained/")
+    parser.add_argument("--hardware", default=f"{platform.machine()} CPU",
+                        help="where the run trained, for the model card (e.g. '2-core AMD EPYC CPU, 1 thread')")
     args = parser.parse_args()
     model, schedule, meta = load_checkpoint(args.run, ema=True)
     keep = {k: meta[k] for k in ("step", "images_seen", "wall_time", "train_config") if k in meta}
-    keep["hardware"] = f"{platform.machine()} CPU, {torch.get_num_threads()} threads ({platform.processor() or 'unknown'})"
+    keep["hardware"] = args.hardware
     out = export_model(model, schedule, Path(__file__).parent / "pretrained" / args.name, metadata=keep)
     print(f"wrote {out} (step {keep.get('step')}, {keep.get('images_seen')} images seen)")
 

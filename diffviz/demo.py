@@ -29,7 +29,7 @@ def run(out="demo.png", num_steps=50, seed=0, guidance_scale=2.0):
                   y=labels, guidance_scale=guidance_scale)
     seconds = time.perf_counter() - start
     out = Path(out)
-    fig = trajectory_explorer(traj, max_images=4, nrow=4).filmstrip(num=6)
+    fig = trajectory_explorer(traj, max_images=4, nrow=2).filmstrip(num=6)
     fig.suptitle(f"DDIM-{num_steps}, guidance w = {guidance_scale}: input x_t | predicted noise ε̂ | "
                  "x̂_0 = the whole noise removed at once", fontsize=10)
     fig.savefig(out, dpi=110)
