@@ -13,15 +13,6 @@ from diffviz.checkpoint import CheckpointError, export_model, load_checkpoint, l
 from diffviz.training import TrainConfig, Trainer
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One thread for every run here: bit-exact resume needs the same thread count (and fast tests)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def config(tmp_path, **overrides):
     kwargs = dict(dataset="digits", model="tiny", conditional=True, batch_size=8, steps=8, log_every=4,
                   checkpoint_dir=str(tmp_path / "run"), checkpoint_every=4, warmup_steps=3,

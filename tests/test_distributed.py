@@ -22,14 +22,6 @@ from diffviz.distributed import DistInfo
 from diffviz.training import TrainConfig, Trainer
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_shards_cover_the_batch_once():
     slices = [DistInfo(rank, 4).shard(32) for rank in range(4)]
     assert [list(range(32))[s] for s in slices] == [list(range(8 * r, 8 * r + 8)) for r in range(4)]

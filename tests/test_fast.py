@@ -17,14 +17,6 @@ from diffviz.unet import UNet, preset
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny(**overrides):
     """A conditional tiny U-Net on 8x8 digits (label dropout on): a few steps take a second."""
     kwargs = dict(dataset="digits", model="tiny", conditional=True, batch_size=8, steps=6, log_every=3,

@@ -11,15 +11,6 @@ from diffviz.training import TrainConfig, Trainer, TrainEvent, build_model, trai
 from diffviz.unet import UNet
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small models train faster on one thread (and leave the other core to the rest of the suite)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny_unet_config(**overrides):
     """A very small U-Net on 8x8 digits: a few steps take well under a second."""
     kwargs = dict(dataset="digits", model="tiny", batch_size=8, steps=6, log_every=3,

@@ -10,15 +10,6 @@ import torch
 from diffviz.unet import PRESETS, UNet, UNetConfig, num_parameters, preset, shape_tour, timestep_embedding
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small models train faster on one thread (and leave the other core to the rest of the suite)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def small_config(**overrides):
     kwargs = dict(in_channels=1, image_size=8, base_channels=8, channel_mults=(1, 2), num_res_blocks=1,
                   attention_resolutions=(4,), groups=4)

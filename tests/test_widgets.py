@@ -17,14 +17,6 @@ T = 50
 SCHED = dv.linear_schedule(T)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():  # on a busy 2-core machine, 2 torch threads make tiny convolutions ~100x slower
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def gen(seed=0):
     return torch.Generator().manual_seed(seed)
 
