@@ -163,37 +163,41 @@ class BlitRenderer:
 
 
 # ----------------------------------------------------------------------------- filmstrips (paper / PDF)
-def image_filmstrip(rows, row_labels, col_labels, title=None, cell_inches: float = 1.6) -> Figure:
-    """A grid of pictures: rows[r][c] is a uint8 (H, W[, C]) array (e.g. ``png_to_array(image_png(x))``).
-    Rows are quantities or schedules, columns usually timesteps. Returns a matplotlib Figure."""
+def _filmstrip_grid(rows, row_labels, col_labels, title, cell_inches, cell_height, **subplot_kw):
+    """An empty grid of len(rows) × len(col_labels) axes, titled by column and labelled by row.
+    Returns (fig, axes (n_rows, n_cols))."""
     n_rows, n_cols = len(rows), len(col_labels)
-    height, width = rows[0][0].shape[:2]
-    cell_height = cell_inches * height / width  # cells keep the pictures' aspect ratio (e.g. 2×4 grids)
     fig = Figure(figsize=(cell_inches * n_cols + 0.8, cell_height * n_rows + 0.7), layout="constrained")
-    axes = np.asarray(fig.subplots(n_rows, n_cols, squeeze=False))
-    for r, row in enumerate(rows):
-        for c, pixels in enumerate(row):
-            ax = axes[r, c]
-            ax.imshow(pixels, cmap="gray" if pixels.ndim == 2 else None, vmin=0, vmax=255, interpolation="nearest")
-            ax.set(xticks=[], yticks=[])
-            if r == 0:
-                ax.set_title(col_labels[c], fontsize=9)
-            if c == 0:
-                ax.set_ylabel(row_labels[r], fontsize=9)
+    axes = np.asarray(fig.subplots(n_rows, n_cols, squeeze=False, **subplot_kw))
+    for c, label in enumerate(col_labels):
+        axes[0, c].set_title(label, fontsize=9)
+    for r, label in enumerate(row_labels):
+        axes[r, 0].set_ylabel(label, fontsize=9)
     if title:
         fig.suptitle(title, fontsize=10)
+    return fig, axes
+
+
+def image_filmstrip(rows, row_labels, col_labels, title=None, cell_inches: float = 1.6) -> Figure:
+    """A grid of pictures: rows[r][c] is a uint8 (H, W[, C]) array (e.g. ``png_to_array(image_png(x))``).
+    Rows are quantities or schedules, columns usually timesteps. Cells keep the pictures' aspect
+    ratio (e.g. 2×4 grids of samples). Returns a matplotlib Figure."""
+    height, width = rows[0][0].shape[:2]
+    fig, axes = _filmstrip_grid(rows, row_labels, col_labels, title, cell_inches, cell_inches * height / width)
+    for r, row in enumerate(rows):
+        for c, pixels in enumerate(row):
+            axes[r, c].imshow(pixels, cmap="gray" if pixels.ndim == 2 else None, vmin=0, vmax=255,
+                              interpolation="nearest")
+            axes[r, c].set(xticks=[], yticks=[])
     return fig
 
 
 def scatter_filmstrip(rows, row_labels, col_labels, lim: float = 3.5, background=None,
                       title=None, cell_inches: float = 1.8) -> Figure:
-    """Like ``image_filmstrip`` for 2-D point clouds: rows[r][c] is (N, 2); ``background`` (M, 2)
-    (e.g. the data) is drawn faintly in every cell. Returns a matplotlib Figure."""
-    n_rows, n_cols = len(rows), len(col_labels)
-    height, width = rows[0][0].shape[:2]
-    cell_height = cell_inches * height / width  # cells keep the pictures' aspect ratio (e.g. 2×4 grids)
-    fig = Figure(figsize=(cell_inches * n_cols + 0.8, cell_height * n_rows + 0.7), layout="constrained")
-    axes = np.asarray(fig.subplots(n_rows, n_cols, squeeze=False, sharex=True, sharey=True))
+    """Like ``image_filmstrip`` for 2-D point clouds in square cells: rows[r][c] is (N, 2);
+    ``background`` (M, 2) (e.g. the data) is drawn faintly in every cell. Returns a matplotlib Figure."""
+    fig, axes = _filmstrip_grid(rows, row_labels, col_labels, title, cell_inches, cell_inches,
+                                sharex=True, sharey=True)
     for r, row in enumerate(rows):
         for c, points in enumerate(row):
             ax = axes[r, c]
@@ -201,12 +205,6 @@ def scatter_filmstrip(rows, row_labels, col_labels, lim: float = 3.5, background
                 ax.scatter(background[:, 0], background[:, 1], s=1, color="0.85")
             ax.scatter(points[:, 0], points[:, 1], s=1.5, color=color(r))
             ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal", xticks=[], yticks=[])
-            if r == 0:
-                ax.set_title(col_labels[c], fontsize=9)
-            if c == 0:
-                ax.set_ylabel(row_labels[r], fontsize=9)
-    if title:
-        fig.suptitle(title, fontsize=10)
     return fig
 
 

@@ -148,3 +148,14 @@ def test_forward_figure_trace_order_matches_frame_traces():
 def test_scatter_png_is_a_square_picture():
     shown = plots.png_to_array(plots.scatter_png(RNG.standard_normal((100, 2)), size_px=160))
     assert shown.shape == (160, 160, 3) and shown.min() < 128  # some dots were drawn
+
+
+def test_filmstrip_cells_follow_the_picture_shape():
+    """Image cells keep the pictures' aspect ratio; point clouds (N, 2) get square cells whatever N."""
+    from diffviz import plots
+    wide = np.zeros((10, 20), dtype=np.uint8)
+    w, h = plots.image_filmstrip([[wide, wide]], ["row"], ["a", "b"], cell_inches=2.0).get_size_inches()
+    assert (w, h) == pytest.approx((2 * 2.0 + 0.8, 1.0 + 0.7))
+    points = np.zeros((1000, 2))
+    w, h = plots.scatter_filmstrip([[points]] * 2, ["r1", "r2"], ["a"], cell_inches=1.8).get_size_inches()
+    assert (w, h) == pytest.approx((1.8 + 0.8, 2 * 1.8 + 0.7))
