@@ -108,7 +108,7 @@ def run_sample(args) -> int:
     from .checkpoint import load_checkpoint, load_model
     from .images import save_image_grid
     from .sampling import sample
-    from .training import resolve_device
+    from .validate import resolve_device
 
     if args.threads:
         torch.set_num_threads(args.threads)

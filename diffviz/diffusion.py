@@ -83,18 +83,18 @@ def q_sample(schedule, x0, t, noise=None, generator=None):
     return sqrt_alpha_bar_t * x0 + sqrt_one_minus_alpha_bar_t * noise
 
 
-def _q_sample_tables(schedule, device, dtype=torch.float32):
-    """(√ᾱ, √(1 − ᾱ)), each (T,), on ``device``: the coefficients ``_q_sample_unchecked`` indexes
+def q_sample_tables(schedule, device, dtype=torch.float32):
+    """(√ᾱ, √(1 − ᾱ)), each (T,), on ``device``: the coefficients ``q_sample_from_tables`` indexes
     (formed in float64, then cast, exactly as ``q_sample`` does)."""
     alpha_bar = schedule.alphas_cumprod  # (T,) float64
     return alpha_bar.sqrt().to(device, dtype), (1 - alpha_bar).sqrt().to(device, dtype)
 
 
-def _q_sample_unchecked(tables, x0, t, noise):
+def q_sample_from_tables(tables, x0, t, noise):
     """``q_sample`` for the training fast path (``diffviz.fast``): the same numbers, but no
     timestep check and no copy of t to the CPU, so no host-device sync (it can run inside a
     CUDA graph). t must be a (B,) int64 tensor on x0's device with values in [0, T−1];
-    ``tables`` come from ``_q_sample_tables``.
+    ``tables`` come from ``q_sample_tables``.
     """
     sqrt_alpha_bar, sqrt_one_minus_alpha_bar = tables  # (T,) each
     shape = (-1,) + (1,) * (x0.ndim - 1)  # (B, 1, ..., 1)

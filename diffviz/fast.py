@@ -7,10 +7,10 @@ waits. Everything here is standard PyTorch, aimed at that:
 - bf16 autocast (``TrainConfig.bf16``) and ``channels_last`` weights: tensor-core convolutions.
 - fused AdamW (one kernel updates every parameter) with the learning rate in a device tensor.
 - an EMA updated with ``torch._foreach_*`` ops: a few kernels for all parameters, not one per tensor.
-- ``q_sample`` from device tables (``diffusion._q_sample_unchecked``): no copy of t to the CPU.
+- ``q_sample`` from device tables (``diffusion.q_sample_from_tables``): no copy of t to the CPU.
 - ``FastTrainStep``: the whole step (batch, t and ε draws, forward, backward, clipping, AdamW,
   EMA) captured once as a CUDA graph and replayed with ONE launch per step.
-- ``GraphedModel``: the model call of ``diffviz.sample`` replayed from a CUDA graph.
+- ``diffviz.graphed.GraphedModel`` (sampling's fast path) lives in its own module.
 
 ``Trainer`` uses this path by default on CUDA (``TrainConfig.fast``) and the plain
 ``Trainer.train_step`` on the CPU, which stays bit-for-bit reproducible. ``fast=True`` also runs
@@ -153,51 +153,3 @@ class FastTrainStep:
             self.capture = False
             return
         self.graph = graph
-
-
-class GraphedModel:
-    """``model(x, t[, y])`` replayed from a CUDA graph: one launch per call instead of one per layer.
-
-    Sampling calls one model on same-shaped inputs hundreds of times. Each call copies its inputs
-    into static tensors, replays the graph and clones the output out. There is one graph per input
-    shape and per "y given or not" (classifier-free guidance makes both calls). Use it under
-    ``torch.no_grad()``. The values of y are checked once, by the first (eager) call of each graph.
-    """
-
-    def __init__(self, model: torch.nn.Module):
-        self.model, self.graphs, self.pool = model, {}, None
-
-    def __call__(self, x, t, y=None):
-        if not isinstance(t, torch.Tensor) or t.ndim == 0:  # an int t: one timestep for the batch
-            t = torch.full((x.shape[0],), int(t), device=x.device)
-        key = (tuple(x.shape), x.dtype, t.dtype, y is None)
-        if key not in self.graphs:
-            self.graphs[key] = self._capture(x, t, y)
-        inputs, output, graph = self.graphs[key]
-        for static, value in zip(inputs, (x, t, y)):
-            if value is not None:
-                static.copy_(value)
-        graph.replay()
-        return output.clone()
-
-    def _capture(self, x, t, y):
-        inputs = [x.clone(), t.clone(), None if y is None else y.clone()]
-        current = torch.cuda.current_stream(x.device)
-        side = torch.cuda.Stream(x.device)
-        side.wait_stream(current)
-        with torch.cuda.stream(side):
-            for _ in range(2):  # warm-up: cuDNN plans, lazy initialisation, and the checks on y
-                self.model(*inputs)
-        current.wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        checks = getattr(self.model, "check_values", None)
-        if checks is not None:
-            self.model.check_values = False  # a value check syncs, which capture forbids
-        try:
-            with torch.cuda.graph(graph, pool=self.pool):
-                output = self.model(*inputs)
-        finally:
-            if checks is not None:
-                self.model.check_values = checks
-        self.pool = graph.pool()  # later graphs share the memory pool
-        return inputs, output, graph

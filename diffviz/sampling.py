@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .diffusion import ddim_step, ddpm_step, predict_x0
-from .fast import GraphedModel
+from .graphed import GraphedModel
 from .schedules import NoiseSchedule, respace, sampling_timesteps
 
 SAMPLERS = ("ddpm", "ddim")
@@ -125,7 +125,7 @@ def sample(eps_model, schedule, shape, sampler="ddpm", num_steps=None, eta=0.0, 
           shape (B, ...) of the samples; generator: a torch.Generator for every random draw;
           y: class labels (int or (B,)) for a conditional model; guidance_scale: w for guidance;
           record: keep x_t, ε̂, x̂_0 of every step (on the CPU); x_T: the starting noise;
-          cuda_graph: replay the model call from a CUDA graph (``diffviz.fast.GraphedModel``; same
+          cuda_graph: replay the model call from a CUDA graph (``diffviz.graphed.GraphedModel``; same
           numbers, far fewer launches); None = on for an ``nn.Module`` on a CUDA device.
     Returns: Trajectory.
     On CUDA the loop never waits for the GPU: recorded steps are copied into pinned CPU buffers

@@ -23,6 +23,8 @@ from functools import cached_property
 
 import torch
 
+from .validate import check_num_steps, positive_int
+
 SCHEDULES = ("linear", "cosine", "quadratic", "sigmoid")
 
 
@@ -115,11 +117,6 @@ def from_betas(betas, name: str = "custom") -> NoiseSchedule:
     return NoiseSchedule(torch.as_tensor(betas, dtype=torch.float64), name=name)
 
 
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-
-
 def _check_unit_interval(name, value, allow_one=True):
     ok = isinstance(value, (int, float)) and math.isfinite(value) and 0 < value
     ok = ok and (value <= 1 if allow_one else value < 1)
@@ -134,7 +131,7 @@ def linear_schedule(num_timesteps=1000, beta_start=1e-4, beta_end=0.02) -> Noise
     The paper's constants (1e-4, 0.02) assume T = 1000. They are used as given for any T (as in
     diffusers); with small T the final ᾱ_T stays far from 0 — see notebook 02.
     """
-    _check_positive_int("num_timesteps", num_timesteps)
+    num_timesteps = positive_int("num_timesteps", num_timesteps)
     _check_unit_interval("beta_start", beta_start)
     _check_unit_interval("beta_end", beta_end)
     betas = torch.linspace(beta_start, beta_end, num_timesteps, dtype=torch.float64)
@@ -149,7 +146,7 @@ def cosine_schedule(num_timesteps=1000, s=0.008, max_beta=0.999) -> NoiseSchedul
     last steps near t = T do not become singular. Code t = k uses the paper's t = k + 1:
     ``betas[k] = min(1 − f(k+1) / f(k), max_beta)``.
     """
-    _check_positive_int("num_timesteps", num_timesteps)
+    num_timesteps = positive_int("num_timesteps", num_timesteps)
     if not (isinstance(s, (int, float)) and math.isfinite(s) and s >= 0):
         raise ValueError(f"s must be a finite number >= 0, got {s!r}")
     _check_unit_interval("max_beta", max_beta)
@@ -161,7 +158,7 @@ def cosine_schedule(num_timesteps=1000, s=0.008, max_beta=0.999) -> NoiseSchedul
 
 def quadratic_schedule(num_timesteps=1000, beta_start=1e-4, beta_end=0.02) -> NoiseSchedule:
     """√β_t rises linearly from √beta_start to √beta_end (diffusers' "scaled_linear")."""
-    _check_positive_int("num_timesteps", num_timesteps)
+    num_timesteps = positive_int("num_timesteps", num_timesteps)
     _check_unit_interval("beta_start", beta_start)
     _check_unit_interval("beta_end", beta_end)
     root = torch.linspace(beta_start**0.5, beta_end**0.5, num_timesteps, dtype=torch.float64)
@@ -171,7 +168,7 @@ def quadratic_schedule(num_timesteps=1000, beta_start=1e-4, beta_end=0.02) -> No
 
 def sigmoid_schedule(num_timesteps=1000, beta_start=1e-4, beta_end=0.02) -> NoiseSchedule:
     """β_t = beta_start + (beta_end − beta_start) · sigmoid(u_t), u_t evenly spaced on [−6, 6]."""
-    _check_positive_int("num_timesteps", num_timesteps)
+    num_timesteps = positive_int("num_timesteps", num_timesteps)
     _check_unit_interval("beta_start", beta_start)
     _check_unit_interval("beta_end", beta_end)
     u = torch.linspace(-6, 6, num_timesteps, dtype=torch.float64)
@@ -226,9 +223,8 @@ def sampling_timesteps(num_timesteps: int, num_steps: int, spacing: str = "trail
       "linspace": round(linspace(0, T−1, S))            (T=1000, S=10: 999, 888, ..., 0)
     Returns: (S,) int64, strictly descending, values in [0, T−1].
     """
-    _check_positive_int("num_timesteps", num_timesteps)
-    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or not 1 <= num_steps <= num_timesteps:
-        raise ValueError(f"num_steps must be an int in [1, {num_timesteps}], got {num_steps!r}")
+    num_timesteps = positive_int("num_timesteps", num_timesteps)
+    num_steps = check_num_steps(num_steps, num_timesteps)
     if spacing == "leading":
         steps = torch.arange(num_steps, dtype=torch.float64) * (num_timesteps // num_steps)
     elif spacing == "trailing":

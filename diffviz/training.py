@@ -27,11 +27,12 @@ import torch.nn.functional as F
 from . import checkpoint as ckpt
 from . import distributed, fast
 from .data import load_dataset
-from .diffusion import _q_sample_tables, _q_sample_unchecked, q_sample
+from .diffusion import q_sample_tables, q_sample_from_tables, q_sample
 from .sampling import sample
 from .schedules import get_schedule
 from .toy import ToyConfig, ToyMLP
 from .unet import PRESETS, UNet, preset
+from .validate import resolve_device
 
 
 @dataclass
@@ -93,13 +94,6 @@ class TrainEvent:
     samples: torch.Tensor | None = None  # (N, *data_shape) EMA samples on the CPU, every sample_every
 
 
-def resolve_device(device: str = "auto") -> torch.device:
-    """'auto' → CUDA when available, else CPU."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def build_model(config: TrainConfig, data_shape: tuple, num_classes: int | None):
     """The model ``config.model`` names, sized for data of shape (C, H, W) or (D,)."""
     name = config.model if config.model != "auto" else ("toy" if len(data_shape) == 1 else "tiny")
@@ -152,7 +146,7 @@ class Trainer:
         self._fast_step = None  # a fast.FastTrainStep, made by the first fit() step on the fast path
         if self.use_fast:
             fast.prepare(self)
-            self._q_tables = _q_sample_tables(self.schedule, self.device)  # (√ᾱ, √(1−ᾱ)) on the device
+            self._q_tables = q_sample_tables(self.schedule, self.device)  # (√ᾱ, √(1−ᾱ)) on the device
         if config.resume and config.checkpoint_dir and ckpt.has_checkpoint(config.checkpoint_dir):
             self.resume(config.checkpoint_dir)
         self.train_model = self.model  # what compute_loss calls: the model, wrapped for DDP / compiled
@@ -224,7 +218,7 @@ class Trainer:
             drop = torch.rand(n, generator=g, device=self.device)[mine] < self.label_dropout
             y = torch.where(drop, torch.full_like(y, self.num_classes), y)
         if self.use_fast:  # the same x_t, without copying t to the CPU for the range check (a sync)
-            x_t = _q_sample_unchecked(self._q_tables, x0, t, noise)
+            x_t = q_sample_from_tables(self._q_tables, x0, t, noise)
         else:
             x_t = q_sample(self.schedule, x0, t, noise)  # √ᾱ_t x_0 + √(1−ᾱ_t) ε
         self.train_model.train()

@@ -76,7 +76,7 @@ def test_schedule_errors_name_the_problem():
         dv.linear_schedule(10, beta_end=float("nan"))
     with pytest.raises(ValueError, match="num_timesteps"):
         dv.linear_schedule(0)
-    with pytest.raises(ValueError, match="num_timesteps"):
+    with pytest.raises(TypeError, match="num_timesteps"):
         dv.cosine_schedule(10.5)
     with pytest.raises(ValueError, match="max_beta"):
         dv.cosine_schedule(10, max_beta=1.5)
