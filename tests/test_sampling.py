@@ -120,3 +120,59 @@ def test_sample_rejects_bad_arguments():
         dv.sample(oracle, SCHED, (2, 2), guidance_scale=3.0)
     with pytest.raises(ValueError, match=r"y must be"):
         dv.sample(oracle, SCHED, (2, 2), y=torch.tensor([1, 2, 3]))
+
+
+# ----- golden numbers: sampling must stay the same when the code around it is reorganised -----
+def _randomized(model, seed):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.05)
+    return model.eval()
+
+
+def _golden_runs():
+    """A few short runs over every knob: DDPM/DDIM, spacings, η, guidance, clipping, variance, x_T."""
+    from diffviz.toy import ToyConfig, ToyMLP
+    from diffviz.unet import UNet, UNetConfig
+
+    cfg = dict(in_channels=1, image_size=8, base_channels=8, channel_mults=(1, 2), num_res_blocks=1,
+               attention_resolutions=(4,), groups=4)
+    unet = _randomized(UNet(UNetConfig(**cfg)), 0)
+    cond = _randomized(UNet(UNetConfig(**cfg, num_classes=3)), 2)
+    toy = _randomized(ToyMLP(ToyConfig()), 4)
+    oracle = dv.GaussianMixtureDenoiser([[1.0, -0.5]], 0.5, schedule=SCHED)
+    return {
+        "unet_ddpm": dv.sample(unet, SCHED, (2, 1, 8, 8), num_steps=5, generator=gen(1)),
+        "unet_ddim_guided": dv.sample(cond, SCHED, (2, 1, 8, 8), sampler="ddim", num_steps=4, eta=0.5,
+                                      y=[0, 2], guidance_scale=2.5, generator=gen(3),
+                                      timestep_spacing="leading", clip_sample=True),
+        "toy_ddpm_large": dv.sample(toy, dv.cosine_schedule(100), (5, 2), num_steps=6, generator=gen(5),
+                                    timestep_spacing="linspace", variance="fixed_large"),
+        "oracle_ddim": dv.sample(oracle, SCHED, (3, 2), sampler="ddim", num_steps=5,
+                                 x_T=torch.randn(3, 2, generator=gen(6))),
+    }
+
+
+# Recorded before the validate-once refactor (torch 2.13 CPU, one thread). On that machine the new
+# code gives the same bits; the tolerance only allows for another CPU's float kernels.
+GOLDEN = {  # name: (timesteps, first 4 values of the sample, Σ|x̂_0| over the run, Σ|ε̂| over the run)
+    "unet_ddpm": ([999, 799, 599, 399, 199], [-244.82589721679688, -169.96768188476562, -103.107666015625,
+                                              -234.7092742919922], 79540.87205296755, 54.93779183924198),
+    "unet_ddim_guided": ([750, 500, 250, 0], [-1.0, 1.0, 0.34358298778533936, -1.0],
+                         2331.3140499815345, 7.511313941329718),
+    "toy_ddpm_large": ([99, 79, 59, 40, 20, 0], [-1104.5877685546875, -926.6748657226562, -1200.9705810546875,
+                                                 1550.3265380859375], 98852.6049194336, 1668.889878956601),
+    "oracle_ddim": ([999, 799, 599, 399, 199], [0.506222128868103, -0.7600451111793518, 1.1869604587554932,
+                                                -0.6825400590896606], 22.006544172763824, 27.943797886371613),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GOLDEN))
+def test_sampling_matches_numbers_recorded_before_the_refactor(name):
+    traj = _golden_runs()[name]
+    timesteps, first, x0_sum, eps_sum = GOLDEN[name]
+    assert traj.timesteps.tolist() == timesteps
+    assert traj.sample.flatten()[:4].tolist() == pytest.approx(first, rel=1e-6, abs=1e-6)
+    assert float(traj.x0_hat.double().abs().sum()) == pytest.approx(x0_sum, rel=1e-6)
+    assert float(traj.eps.double().abs().sum()) == pytest.approx(eps_sum, rel=1e-6)
