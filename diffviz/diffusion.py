@@ -6,6 +6,11 @@ code ``t = k`` is the paper's ``t = k + 1`` (see ``diffviz.schedules``).
 
 The sampler steps never call a model: they take the model's ε prediction as an argument, like
 diffusers' ``scheduler.step``. ``diffviz.sampling.sample`` runs the loop.
+
+Every public function checks its arguments (``diffviz.validate``), once: data must be floating
+point (an integer image is refused, not converted: 0..255 pixels are not data in [-1, 1]); t an int,
+a numpy int or an integer tensor in range. ``sample`` checks its own arguments once and then runs
+its steps through ``ddpm_step_unchecked`` / ``ddim_step_unchecked``, which trust them.
 """
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from typing import NamedTuple
 
 import torch
 
+from . import validate
 from .schedules import NoiseSchedule, extract
 
 VARIANCE_TYPES = ("fixed_small", "fixed_large")
@@ -28,25 +34,23 @@ class StepOutput(NamedTuple):
     pred_original_sample: torch.Tensor  # (B, ...) x̂_0 predicted at this step
 
 
-def check_timesteps(schedule: NoiseSchedule, t, x: torch.Tensor, name: str = "t"):
-    """Validate ``t`` for a batch ``x``; returns an int or a (B,) int64 tensor on the CPU."""
-    T = schedule.num_timesteps
-    if isinstance(t, bool) or not isinstance(t, (int, torch.Tensor)):
-        raise TypeError(f"{name} must be an int or an int64 tensor, got {type(t).__name__}")
+def check_schedule(schedule) -> NoiseSchedule:
+    """``schedule`` if it is a NoiseSchedule (a name is not enough here: use ``get_schedule(name)``)."""
+    if not isinstance(schedule, NoiseSchedule):
+        raise TypeError(f"schedule must be a NoiseSchedule (e.g. diffviz.linear_schedule(1000)), "
+                        f"got {type(schedule).__name__}")
+    return schedule
+
+
+def check_timesteps(schedule: NoiseSchedule, t, x: torch.Tensor, name: str = "t", low: int = 0, high=None):
+    """Validate ``t`` for a batch ``x`` (an int, a numpy int, a 0-d or (B,) integer tensor, in
+    [low, high], default [0, T−1]); returns an int or a (B,) int64 tensor on the CPU."""
+    t = validate.check_timesteps(t, schedule.num_timesteps, x.shape[0], name=name, low=low, high=high)
     if isinstance(t, int):
-        if not 0 <= t < T:
-            raise ValueError(f"{name}={t} is out of range: timesteps are 0-based in [0, {T - 1}]")
         return t
-    if t.dtype.is_floating_point or t.dtype == torch.bool:
-        raise TypeError(f"{name} must hold integers, got dtype {t.dtype}")
     if t.ndim == 0:
-        return check_timesteps(schedule, int(t), x, name)
-    if t.ndim != 1 or t.shape[0] != x.shape[0]:
-        raise ValueError(f"{name} must have shape ({x.shape[0]},) to match the batch, got {tuple(t.shape)}")
-    t = t.long().cpu()
-    if t.min() < 0 or t.max() >= T:
-        raise ValueError(f"{name} out of range: got values in [{t.min()}, {t.max()}], allowed [0, {T - 1}]")
-    return t
+        return int(t)
+    return t.long().cpu()
 
 
 def _check_same_shape(**tensors):
@@ -58,24 +62,43 @@ def _check_same_shape(**tensors):
             )
 
 
+def _check_noise(like: torch.Tensor, noise, generator):
+    """The public functions' check of (noise, generator); ``_gaussian_noise`` then trusts them."""
+    validate.check_generator(generator)
+    if noise is not None:
+        validate.float_tensor("noise", noise)
+        _check_same_shape(x=like, noise=noise)
+
+
 def _gaussian_noise(like: torch.Tensor, noise, generator):
     if noise is not None:
-        _check_same_shape(x=like, noise=noise)
         return noise.to(device=like.device, dtype=like.dtype)
     device = generator.device if generator is not None else like.device
     z = torch.randn(like.shape, generator=generator, device=device, dtype=like.dtype)
     return z.to(like.device)
 
 
+def check_step_inputs(schedule, t, **tensors):
+    """The shared checks of the public functions below: a NoiseSchedule, floating-point tensors of one
+    shape (the first named one is the batch), and a timestep ``t`` for it. Returns the checked t."""
+    check_schedule(schedule)
+    for name, tensor in tensors.items():
+        validate.float_tensor(name, tensor)
+    _check_same_shape(**tensors)
+    return check_timesteps(schedule, t, next(iter(tensors.values())))
+
+
 def q_sample(schedule, x0, t, noise=None, generator=None):
     """Sample x_t ~ q(x_t | x_0) in one jump (Ho et al. 2020, Eq. 4):
     x_t = √ᾱ_t · x_0 + √(1 − ᾱ_t) · ε,  ε ~ N(0, I).
 
-    Args: x0 (B, ...); t int or (B,) int64 in [0, T−1] (code t = k is the paper's t = k + 1);
+    Args: x0 (B, ...) floating point (integer images are refused: convert them to [-1, 1] first);
+          t int or (B,) int64 in [0, T−1] (code t = k is the paper's t = k + 1);
           noise ε, same shape as x0 (drawn from ``generator`` when None).
     Returns: x_t, same shape as x0.
     """
-    t = check_timesteps(schedule, t, x0)
+    t = check_step_inputs(schedule, t, x0=x0)
+    _check_noise(x0, noise, generator)
     noise = _gaussian_noise(x0, noise, generator)
     alpha_bar = schedule.alphas_cumprod  # (T,) float64; coefficients are formed before the cast
     sqrt_alpha_bar_t = extract(alpha_bar.sqrt(), t, x0)  # (B, 1, ..., 1)
@@ -86,7 +109,7 @@ def q_sample(schedule, x0, t, noise=None, generator=None):
 def q_sample_tables(schedule, device, dtype=torch.float32):
     """(√ᾱ, √(1 − ᾱ)), each (T,), on ``device``: the coefficients ``q_sample_from_tables`` indexes
     (formed in float64, then cast, exactly as ``q_sample`` does)."""
-    alpha_bar = schedule.alphas_cumprod  # (T,) float64
+    alpha_bar = check_schedule(schedule).alphas_cumprod  # (T,) float64
     return alpha_bar.sqrt().to(device, dtype), (1 - alpha_bar).sqrt().to(device, dtype)
 
 
@@ -109,7 +132,8 @@ def q_step(schedule, x_prev, t, noise=None, generator=None):
           noise, same shape (drawn from ``generator`` when None).
     Returns: x_t. Iterating this from x_0 for t = 0..k has the distribution of ``q_sample(x0, k)``.
     """
-    t = check_timesteps(schedule, t, x_prev)
+    t = check_step_inputs(schedule, t, x_prev=x_prev)
+    _check_noise(x_prev, noise, generator)
     noise = _gaussian_noise(x_prev, noise, generator)
     beta = schedule.betas
     return extract((1 - beta).sqrt(), t, x_prev) * x_prev + extract(beta.sqrt(), t, x_prev) * noise
@@ -123,8 +147,11 @@ def q_posterior(schedule, x0, x_t, t) -> Posterior:
     Args: x0, x_t (B, ...); t int or (B,) in [0, T−1]. At code t = 0, ᾱ_{t−1} = 1: mean = x0, β̃ = 0.
     Returns: Posterior(mean (B, ...), variance (B, 1, ..., 1)).
     """
-    _check_same_shape(x0=x0, x_t=x_t)
-    t = check_timesteps(schedule, t, x_t)
+    t = check_step_inputs(schedule, t, x_t=x_t, x0=x0)
+    return _posterior(schedule, x0, x_t, t)
+
+
+def _posterior(schedule, x0, x_t, t) -> Posterior:
     beta_t, alpha_t = schedule.betas, schedule.alphas  # (T,) float64: coefficients formed before the cast
     alpha_bar_t, alpha_bar_prev = schedule.alphas_cumprod, schedule.alphas_cumprod_prev
     coef_x0 = extract(alpha_bar_prev.sqrt() * beta_t / (1 - alpha_bar_t), t, x_t)  # (B, 1, ..., 1)
@@ -141,8 +168,11 @@ def predict_x0(schedule, x_t, t, eps):
     predicts, not the small difference between x_t and x_{t−1}.
     Args: x_t, eps (B, ...); t int or (B,) in [0, T−1]. Returns: x̂_0 (B, ...).
     """
-    _check_same_shape(x_t=x_t, eps=eps)
-    t = check_timesteps(schedule, t, x_t)
+    return predict_x0_unchecked(schedule, x_t, check_step_inputs(schedule, t, x_t=x_t, eps=eps), eps)
+
+
+def predict_x0_unchecked(schedule, x_t, t, eps):
+    """``predict_x0`` for arguments already checked (``sample`` checks once, then calls this)."""
     alpha_bar_t = schedule.alphas_cumprod  # (T,) float64
     sqrt_recip_alpha_bar_t = extract(alpha_bar_t.rsqrt(), t, x_t)  # (B, 1, ..., 1)
     sqrt_recip_snr_t = extract(((1 - alpha_bar_t) / alpha_bar_t).sqrt(), t, x_t)  # √(1−ᾱ_t)/√ᾱ_t
@@ -151,8 +181,10 @@ def predict_x0(schedule, x_t, t, eps):
 
 def predict_eps(schedule, x_t, t, x0):
     """The noise that takes x_0 to x_t: ε = (x_t − √ᾱ_t · x_0) / √(1 − ᾱ_t) (Eq. 4 solved for ε)."""
-    _check_same_shape(x_t=x_t, x0=x0)
-    t = check_timesteps(schedule, t, x_t)
+    return _eps_from_x0(schedule, x_t, check_step_inputs(schedule, t, x_t=x_t, x0=x0), x0)
+
+
+def _eps_from_x0(schedule, x_t, t, x0):
     alpha_bar_t = schedule.alphas_cumprod  # (T,) float64
     return (x_t - extract(alpha_bar_t.sqrt(), t, x_t) * x0) / extract((1 - alpha_bar_t).sqrt(), t, x_t)
 
@@ -170,13 +202,19 @@ def ddpm_step(schedule, x_t, t, eps, noise=None, variance="fixed_small", generat
     Args: x_t, eps (B, ...); t int or (B,) in [0, T−1]; noise z (same shape) or ``generator``.
     Returns: StepOutput(prev_sample=x_{t−1}, pred_original_sample=x̂_0).
     """
-    if variance not in VARIANCE_TYPES:
-        raise ValueError(f"variance must be one of {VARIANCE_TYPES}, got {variance!r}")
-    t = check_timesteps(schedule, t, x_t)
-    x0_pred = predict_x0(schedule, x_t, t, eps)
+    validate.one_of("variance", variance, VARIANCE_TYPES)
+    validate.check_bool("clip_sample", clip_sample)
+    t = check_step_inputs(schedule, t, x_t=x_t, eps=eps)
+    _check_noise(x_t, noise, generator)
+    return ddpm_step_unchecked(schedule, x_t, t, eps, noise, variance, generator, clip_sample)
+
+
+def ddpm_step_unchecked(schedule, x_t, t, eps, noise, variance, generator, clip_sample) -> StepOutput:
+    """The body of ``ddpm_step``, for arguments already checked (``sample`` checks once, then calls this)."""
+    x0_pred = predict_x0_unchecked(schedule, x_t, t, eps)
     if clip_sample:
         x0_pred = x0_pred.clamp(-1, 1)
-    mean = q_posterior(schedule, x0_pred, x_t, t).mean
+    mean = _posterior(schedule, x0_pred, x_t, t).mean
     sigma_sq = schedule.posterior_variance if variance == "fixed_small" else schedule.betas  # (T,)
     sigma_sq = sigma_sq * (torch.arange(schedule.num_timesteps) > 0)  # no noise at the last step, t = 0
     z = _gaussian_noise(x_t, noise, generator)
@@ -186,6 +224,7 @@ def ddpm_step(schedule, x_t, t, eps, noise=None, variance="fixed_small", generat
 def ddim_sigma(schedule, t, t_prev, eta, like, dtype=None):
     """σ_t(η) of Song et al. 2020, Eq. 16:
     σ = η · √((1 − ᾱ_prev) / (1 − ᾱ_t)) · √(1 − ᾱ_t / ᾱ_prev), with ᾱ_prev = 1 when t_prev = −1.
+    Args: t, t_prev checked ints or (B,) tensors (as ``ddim_step`` passes them); eta ≥ 0.
     Returns: (B, 1, ..., 1) with ``like``'s rank and device, in ``dtype`` (default like's).
     """
     alpha_bar_t = extract(schedule.alphas_cumprod, t, like, torch.float64)  # float64 until the end
@@ -207,19 +246,25 @@ def ddim_step(schedule, x_t, t, t_prev, eps, eta=0.0, noise=None, generator=None
 
     η = 0 is deterministic (DDIM); η = 1 with t_prev = t − 1 has σ² = β̃_t, the DDPM posterior.
     Args: x_t, eps (B, ...); t int or (B,) in [0, T−1]; t_prev < t, in [−1, T−2], where −1 means
-          ᾱ_prev = 1 (the final jump to x̂_0); eta ≥ 0; noise z or ``generator``.
+          ᾱ_prev = 1 (the final jump to x̂_0); eta a finite number ≥ 0; noise z or ``generator``.
     Returns: StepOutput(prev_sample=x_{t_prev}, pred_original_sample=x̂_0).
     """
-    if not (isinstance(eta, (int, float)) and eta >= 0):
-        raise ValueError(f"eta must be a number >= 0, got {eta!r}")
-    t = check_timesteps(schedule, t, x_t)
-    t_prev = check_timesteps(schedule, t_prev + 1, x_t, name="t_prev + 1") - 1  # in [-1, T-2]
+    eta = validate.finite_number("eta", eta, low=0)
+    validate.check_bool("clip_sample", clip_sample)
+    t = check_step_inputs(schedule, t, x_t=x_t, eps=eps)
+    t_prev = check_timesteps(schedule, t_prev, x_t, name="t_prev", low=-1, high=schedule.num_timesteps - 2)
     if torch.any(torch.as_tensor(t_prev) >= torch.as_tensor(t)):
         raise ValueError(f"t_prev must be smaller than t, got t={t}, t_prev={t_prev}")
-    x0_pred = predict_x0(schedule, x_t, t, eps)
+    _check_noise(x_t, noise, generator)
+    return ddim_step_unchecked(schedule, x_t, t, t_prev, eps, eta, noise, generator, clip_sample)
+
+
+def ddim_step_unchecked(schedule, x_t, t, t_prev, eps, eta, noise, generator, clip_sample) -> StepOutput:
+    """The body of ``ddim_step``, for arguments already checked (``sample`` checks once, then calls this)."""
+    x0_pred = predict_x0_unchecked(schedule, x_t, t, eps)
     if clip_sample:
         x0_pred = x0_pred.clamp(-1, 1)
-        eps = predict_eps(schedule, x_t, t, x0_pred)  # keep ε̂ consistent with the clamped x̂_0
+        eps = _eps_from_x0(schedule, x_t, t, x0_pred)  # keep ε̂ consistent with the clamped x̂_0
     alpha_bar_prev = _alpha_bar_prev(schedule, t_prev, x_t, torch.float64)  # (B, 1, ..., 1)
     sigma = ddim_sigma(schedule, t, t_prev, eta, x_t, torch.float64)
     coef_eps = (1 - alpha_bar_prev - sigma**2).clamp(min=0).sqrt().to(x_t.dtype)

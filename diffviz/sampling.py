@@ -9,15 +9,18 @@ Timesteps are 0-based in [0, T−1]; code t = k is the paper's t = k + 1.
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from typing import Optional
 
 import torch
 from torch import nn
 
-from .diffusion import ddim_step, ddpm_step, predict_x0
+from .diffusion import VARIANCE_TYPES, check_schedule, ddim_step_unchecked, ddpm_step_unchecked, predict_x0_unchecked
 from .graphed import GraphedModel
-from .schedules import NoiseSchedule, respace, sampling_timesteps
+from .schedules import respace, sampling_timesteps
+from .validate import (check_bool, check_generator, check_labels, check_num_steps, finite_number, float_tensor,
+                       one_of, resolve_device)
 
 SAMPLERS = ("ddpm", "ddim")
 
@@ -26,10 +29,13 @@ SAMPLERS = ("ddpm", "ddim")
 class Trajectory:
     """One sampling run. S = number of sampler steps; shapes follow the ``shape`` asked for.
 
-    ``x_t[i]`` is the input of step i, at training timestep ``timesteps[i]``; ``eps[i]`` is the
-    (guided) noise the model predicted there and ``x0_hat[i]`` the clean sample that removing all of
-    that noise gives (``predict_x0``). All tensors live on the CPU, in float32. With
-    ``record=False`` only ``timesteps`` and ``sample`` are kept (x_t, eps, x0_hat are None).
+    ``x_t[i]`` is the input of step i, at training timestep ``timesteps[i]`` — the t the model was
+    called with (also for DDPM with fewer than T steps, whose respaced chain runs at these
+    timesteps); explorers read them here rather than recomputing them. ``eps[i]`` is the (guided)
+    noise the model predicted there and ``x0_hat[i]`` the clean sample that removing all of that
+    noise gives (``predict_x0``). All tensors live on the CPU, in float32. With ``record=False``
+    only ``timesteps`` and ``sample`` are kept (x_t, eps, x0_hat are None). The last fields name
+    the knobs that made the run, for captions.
     """
 
     timesteps: torch.Tensor  # (S,) int64, descending training timesteps visited
@@ -38,6 +44,9 @@ class Trajectory:
     x0_hat: Optional[torch.Tensor]  # (S, *shape) predicted clean sample x̂_0 at each step
     sample: torch.Tensor  # (*shape) the final sample x_0
     sampler: str = "ddpm"  # "ddpm" or "ddim"
+    timestep_spacing: str = "trailing"  # how the timesteps were picked ("trailing", "leading", "linspace")
+    eta: float = 0.0  # DDIM's η (0 for DDPM)
+    guidance_scale: Optional[float] = None  # w of classifier-free guidance; None without labels
 
     def __len__(self):
         return self.timesteps.numel()
@@ -48,8 +57,16 @@ def guided_eps(eps_model, x_t, t, y=None, guidance_scale=None):
     classifier-free guidance (Ho & Salimans 2022, Eq. 6, written with w' = 1 + w):
     ε̂ = ε(x_t, t, ∅) + w · (ε(x_t, t, y) − ε(x_t, t, ∅)),
     so w = 0 is unconditional, w = 1 is plain conditional and w > 1 pushes towards the class.
-    ∅ is passed as ``y=None``.
+    ∅ is passed as ``y=None``. ``guidance_scale`` is None or a finite number; it needs ``y``.
     """
+    if guidance_scale is not None:
+        guidance_scale = finite_number("guidance_scale", guidance_scale)
+        if y is None:
+            raise ValueError("guidance_scale needs class labels y")
+    return _guided_eps(eps_model, x_t, t, y, guidance_scale)
+
+
+def _guided_eps(eps_model, x_t, t, y, guidance_scale):
     if y is None:
         return eps_model(x_t, t)
     if guidance_scale is None or guidance_scale == 1:
@@ -62,44 +79,56 @@ def guided_eps(eps_model, x_t, t, y=None, guidance_scale=None):
 
 def _model_device(eps_model, device):
     if device is not None:
-        return torch.device(device)
+        return resolve_device(device)
     if isinstance(eps_model, nn.Module):
         for p in eps_model.parameters():
             return p.device
     return torch.device("cpu")
 
 
-def _check_args(schedule, shape, sampler, num_steps, eta, y, guidance_scale):
-    if not isinstance(schedule, NoiseSchedule):
-        raise TypeError(f"schedule must be a NoiseSchedule, got {type(schedule).__name__}")
-    if not (isinstance(shape, (tuple, list, torch.Size)) and len(shape) >= 1
-            and all(isinstance(n, int) and n > 0 for n in shape)):
-        raise ValueError(f"shape must be a tuple of positive ints like (B, C, H, W), got {shape!r}")
-    if sampler not in SAMPLERS:
-        raise ValueError(f"unknown sampler {sampler!r}; use one of {SAMPLERS}")
-    if num_steps is not None and not (isinstance(num_steps, int) and 1 <= num_steps <= schedule.num_timesteps):
-        raise ValueError(f"num_steps must be an int in [1, {schedule.num_timesteps}] or None, got {num_steps!r}")
-    if not (isinstance(eta, (int, float)) and eta >= 0):
-        raise ValueError(f"eta must be a number >= 0, got {eta!r}")
-    if guidance_scale is not None and y is None:
-        raise ValueError("guidance_scale needs class labels y")
+def _check_shape(shape) -> tuple:
+    if not isinstance(shape, (tuple, list, torch.Size)):
+        raise TypeError(f"shape must be a tuple of positive ints like (B, C, H, W), got {shape!r}")
+    if len(shape) == 0 or not all(isinstance(n, numbers.Integral) and not isinstance(n, bool) and n > 0
+                                  for n in shape):
+        raise ValueError(f"shape must be a tuple of positive ints like (B, C, H, W), got {tuple(shape)!r}")
+    return tuple(int(n) for n in shape)
+
+
+def _check_x_T(x_T, shape):
+    float_tensor("x_T", x_T)
+    if tuple(x_T.shape) != shape:
+        raise ValueError(f"x_T must have shape {shape}, got {tuple(x_T.shape)}")
+    if not torch.isfinite(x_T).all():
+        raise ValueError("x_T holds NaN or inf values; start from finite noise, e.g. torch.randn(shape)")
+
+
+def _check_against_model(eps_model, schedule, y):
+    """What the model's own config says (``num_timesteps``, ``num_classes``), checked once here."""
+    config = getattr(getattr(eps_model, "_orig_mod", eps_model), "config", None)
+    model_T = getattr(config, "num_timesteps", None)
+    if model_T is not None and schedule.num_timesteps > model_T:
+        raise ValueError(f"the schedule has T = {schedule.num_timesteps} timesteps but the model was "
+                         f"trained with num_timesteps={model_T}")
+    if y is None or config is None or not hasattr(config, "num_classes"):
+        return None
+    if config.num_classes is None:
+        raise ValueError("y was given but the model is unconditional (num_classes=None); pass y=None")
+    return config.num_classes
 
 
 def _labels(y, batch, device):
     if y is None:
         return None
-    y = torch.as_tensor(y, dtype=torch.long, device=device)
-    if y.ndim == 0:
-        y = y.expand(batch)
-    if y.shape != (batch,):
-        raise ValueError(f"y must be an int or have shape ({batch},), got {tuple(y.shape)}")
-    return y
+    if isinstance(y, int):
+        return torch.full((batch,), y, dtype=torch.long, device=device)
+    return y.to(device).expand(batch)  # (B,); a 0-d tensor is broadcast
 
 
 def _plan(schedule, sampler, num_steps, spacing):
     """The steps to run: a list of (model timestep, step function of (x, eps, generator))."""
     T = schedule.num_timesteps
-    kept = sampling_timesteps(T, num_steps or T, spacing)  # (S,) descending
+    kept = sampling_timesteps(T, num_steps, spacing)  # (S,) descending
     if sampler == "ddim":
         prev = torch.cat([kept[1:], torch.tensor([-1])])
         return kept, [(int(t), int(p)) for t, p in zip(kept, prev)], schedule
@@ -130,31 +159,56 @@ def sample(eps_model, schedule, shape, sampler="ddpm", num_steps=None, eta=0.0, 
     Returns: Trajectory.
     On CUDA the loop never waits for the GPU: recorded steps are copied into pinned CPU buffers
     without blocking, and the one sync comes at the end.
+
+    Every argument is checked here, once (labels y in [0, num_classes − 1] and T against the
+    model's config when it has one); the steps then run unchecked, and a model's own per-call value
+    checks (``check_values``) are switched off for the loop.
     """
-    _check_args(schedule, shape, sampler, num_steps, eta, y, guidance_scale)
+    if not callable(eps_model):
+        raise TypeError(f"eps_model must be callable as eps_model(x_t, t[, y]), got {type(eps_model).__name__}")
+    check_schedule(schedule)
+    shape = _check_shape(shape)
+    one_of("sampler", sampler, SAMPLERS)
+    num_steps = check_num_steps(num_steps, schedule.num_timesteps)
+    eta = finite_number("eta", eta, low=0)
+    check_generator(generator)
+    one_of("variance", variance, VARIANCE_TYPES)
+    for name, flag in (("record", record), ("clip_sample", clip_sample), ("progress", progress)):
+        check_bool(name, flag)
+    if cuda_graph is not None:
+        check_bool("cuda_graph", cuda_graph)
+    if x_T is not None:
+        _check_x_T(x_T, shape)
+    if guidance_scale is not None:
+        guidance_scale = finite_number("guidance_scale", guidance_scale)
+        if y is None:
+            raise ValueError("guidance_scale needs class labels y")
+    num_classes = _check_against_model(eps_model, schedule, y)
+    y = check_labels(y, shape[0], num_classes)
+    kept, steps, step_schedule = _plan(schedule, sampler, num_steps, timestep_spacing)
     device = _model_device(eps_model, device)
     if cuda_graph and device.type != "cuda":
         raise ValueError(f"cuda_graph=True needs a CUDA device, got {device}")
     if cuda_graph is None:
         cuda_graph = device.type == "cuda" and isinstance(eps_model, nn.Module)
     model_fn = GraphedModel(eps_model) if cuda_graph else eps_model
-    shape = tuple(shape)
     y = _labels(y, shape[0], device)
-    kept, steps, step_schedule = _plan(schedule, sampler, num_steps, timestep_spacing)
 
     if x_T is None:
         noise_device = generator.device if generator is not None else device
         x_T = torch.randn(shape, generator=generator, device=noise_device)
-    elif tuple(x_T.shape) != shape:
-        raise ValueError(f"x_T must have shape {shape}, got {tuple(x_T.shape)}")
     x = x_T.to(device=device, dtype=torch.float32)
 
     S = len(steps)
     pinned = device.type == "cuda"  # page-locked CPU memory: the copies below need not block
     buffers = [torch.empty((S, *shape), pin_memory=pinned) for _ in range(3)] if record else [None] * 3
+    module = getattr(eps_model, "_orig_mod", eps_model)  # a torch.compile'd model wraps the original
     was_training = isinstance(eps_model, nn.Module) and eps_model.training
+    checks = getattr(module, "check_values", None)
     if isinstance(eps_model, nn.Module):
         eps_model.eval()
+    if checks is not None:
+        module.check_values = False  # t and y were checked above, once
     iterator = steps
     if progress:
         from tqdm.auto import tqdm
@@ -162,23 +216,24 @@ def sample(eps_model, schedule, shape, sampler="ddpm", num_steps=None, eta=0.0, 
     try:
         for i, (t_model, (step_t, t_prev)) in enumerate(zip(kept.tolist(), iterator)):
             t_batch = torch.full((shape[0],), t_model, dtype=torch.long, device=device)
-            eps = guided_eps(model_fn, x, t_batch, y, guidance_scale).to(x.dtype)
+            eps = _guided_eps(model_fn, x, t_batch, y, guidance_scale).to(x.dtype)
             if sampler == "ddim":
-                out = ddim_step(schedule, x, step_t, t_prev, eps, eta=eta, generator=generator,
-                                clip_sample=clip_sample)
+                out = ddim_step_unchecked(schedule, x, step_t, t_prev, eps, eta, None, generator, clip_sample)
             else:
-                out = ddpm_step(step_schedule, x, step_t, eps, variance=variance, generator=generator,
-                                clip_sample=clip_sample)
+                out = ddpm_step_unchecked(step_schedule, x, step_t, eps, None, variance, generator, clip_sample)
             if record:
                 x0_hat = out.pred_original_sample
                 if clip_sample:  # record the unclipped x̂_0 = predict_x0(x_t, ε̂) of the docstring
-                    x0_hat = predict_x0(schedule, x, t_model, eps)
+                    x0_hat = predict_x0_unchecked(schedule, x, t_model, eps)
                 for buffer, value in zip(buffers, (x, eps, x0_hat)):
                     buffer[i].copy_(value, non_blocking=True)  # on the CPU: an ordinary copy
             x = out.prev_sample
     finally:
+        if checks is not None:
+            module.check_values = checks
         if was_training:
             eps_model.train()
     final = x.float().cpu()  # waits for the GPU, so every copy into the buffers has landed
     x_t, eps_all, x0_all = buffers
-    return Trajectory(kept.clone(), x_t, eps_all, x0_all, final, sampler)
+    return Trajectory(kept.clone(), x_t, eps_all, x0_all, final, sampler, timestep_spacing,
+                      eta if sampler == "ddim" else 0.0, guidance_scale)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import numbers
 
+import numpy as np
 import torch
 
 
@@ -81,3 +82,93 @@ def resolve_device(device="auto") -> torch.device:
     if device.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
         raise ValueError(f"device={str(device)!r} but MPS is not available on this machine; use 'cpu' or 'auto'")
     return device
+
+
+def check_bool(name: str, value) -> bool:
+    """``value`` as a bool (True/False only: 0, 1 and "yes" are refused, so a misplaced argument shows)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r} ({type(value).__name__})")
+    return value
+
+
+def float_tensor(name: str, value, min_ndim: int = 1) -> torch.Tensor:
+    """``value`` if it is a floating-point ``torch.Tensor`` with at least ``min_ndim`` dims.
+
+    Integer images are refused rather than converted: a uint8 picture in 0..255 is not data in
+    [-1, 1], and guessing the scale would hide the mistake."""
+    if not isinstance(value, torch.Tensor):
+        hint = f"; convert with torch.as_tensor({name}, dtype=torch.float32)" if hasattr(value, "__len__") else ""
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}{hint}")
+    if not value.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor (data in [-1, 1]), got dtype {value.dtype}; "
+                        f"convert it first, e.g. {name}.float() / 127.5 - 1 for 0..255 pixels")
+    if value.ndim < min_ndim:
+        raise ValueError(f"{name} must have at least {min_ndim} dimension(s) (B, ...), got shape {tuple(value.shape)}")
+    return value
+
+
+def _integer_like(value):
+    """A numpy array or a list becomes a tensor; anything else is returned as it is."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return torch.as_tensor(np.asarray(value))
+    return value
+
+
+def check_timesteps(t, num_timesteps: int, batch: int, *, name: str = "t", low: int = 0, high: int | None = None,
+                    check_values: bool = True, allow_float: bool = False):
+    """A timestep argument: an int (Python or numpy) or a 0-d / (B,) integer tensor, 0-based in
+    [low, high] (default [0, T − 1]; code t = k is the paper's t = k + 1). ``allow_float`` admits float tensors (a
+    network's time embedding is continuous). ``check_values=False`` skips reading a tensor's values
+    (no host-device sync). Returns an int, or the tensor unchanged (a list or array as a tensor)."""
+    high = num_timesteps - 1 if high is None else high
+    if isinstance(t, numbers.Integral) and not isinstance(t, bool):
+        if not low <= t <= high:
+            raise ValueError(f"{name}={int(t)} is out of range: timesteps are 0-based in [{low}, {high}] "
+                             f"(T = {num_timesteps})")
+        return int(t)
+    t = _integer_like(t)
+    kind = "integers (an int or an integer tensor" + (", or a float tensor)" if allow_float else ")")
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name} must hold {kind} in [{low}, {high}], got {t!r} ({type(t).__name__})")
+    if t.dtype == torch.bool or t.is_complex() or (t.is_floating_point() and not allow_float):
+        raise TypeError(f"{name} must hold {kind} in [{low}, {high}], got a tensor of dtype {t.dtype}")
+    if t.ndim > 1 or (t.ndim == 1 and t.shape[0] != batch):
+        raise ValueError(f"{name} must be an int or have shape ({batch},) to match the batch, got shape {tuple(t.shape)}")
+    if check_values and t.numel():
+        lo, hi = t.min().item(), t.max().item()
+        if not (low <= lo and hi <= high):  # NaN fails both
+            raise ValueError(f"{name} out of range: got values in [{lo}, {hi}], allowed [{low}, {high}] "
+                             f"(0-based timesteps, T = {num_timesteps})")
+    return t
+
+
+def check_labels(y, batch: int, num_classes: int | None = None, *, name: str = "y", check_values: bool = True):
+    """Class labels: None; an int (Python or numpy) for the whole batch; or a (B,) integer tensor,
+    array or list. Floats and bools are refused (3.7 is no class). With ``num_classes`` the values
+    must lie in [0, num_classes − 1]. Returns None, an int, or an int64 tensor on y's device."""
+    if y is None:
+        return None
+    high = None if num_classes is None else num_classes - 1
+    allowed = "" if high is None else f" in [0, {high}]"
+    if isinstance(y, numbers.Integral) and not isinstance(y, bool):
+        if y < 0 or (high is not None and y > high):
+            raise ValueError(f"{name}={int(y)} is not a class label: labels are ints{allowed}")
+        return int(y)
+    y = _integer_like(y)
+    if not isinstance(y, torch.Tensor) or y.dtype == torch.bool or y.is_floating_point() or y.is_complex():
+        got = f"dtype {y.dtype}" if isinstance(y, torch.Tensor) else f"{y!r} ({type(y).__name__})"
+        raise TypeError(f"{name} must be an int or a ({batch},) integer tensor of class labels{allowed}, got {got}")
+    if y.ndim > 1 or (y.ndim == 1 and y.shape[0] != batch):
+        raise ValueError(f"{name} must be an int or have shape ({batch},) to match the batch, got shape {tuple(y.shape)}")
+    if check_values and y.numel():
+        lo, hi = y.min().item(), y.max().item()
+        if lo < 0 or (high is not None and hi > high):
+            raise ValueError(f"{name} must hold class labels{allowed or ' >= 0'}, got values in [{lo}, {hi}]")
+    return y.long()
+
+
+def one_of(name: str, value, allowed: tuple):
+    """``value`` if it is one of the strings in ``allowed``."""
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+    return value

@@ -110,7 +110,7 @@ def test_classifier_free_guidance_combination():
 
 def test_sample_rejects_bad_arguments():
     oracle = dv.GaussianMixtureDenoiser(MEAN, STD, schedule=SCHED)
-    with pytest.raises(ValueError, match="unknown sampler"):
+    with pytest.raises(ValueError, match="sampler must be one of"):
         dv.sample(oracle, SCHED, (2, 2), sampler="euler")
     with pytest.raises(ValueError, match="num_steps"):
         dv.sample(oracle, SCHED, (2, 2), num_steps=0)
