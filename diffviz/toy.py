@@ -17,7 +17,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .unet import timestep_embedding
+from .unet_blocks import timestep_embedding
+from .validate import check_labels, check_timesteps, positive_int
 
 
 @dataclass
@@ -27,14 +28,16 @@ class ToyConfig:
     num_layers: int = 3  # residual blocks (each SiLU → Linear → SiLU → Linear)
     time_embed_dim: int = 64  # width of the sinusoidal time embedding
     num_classes: int | None = None  # None = unconditional; else labels 0..num_classes-1 (+ null)
+    num_timesteps: int = 1000  # T of the training schedule: forward refuses t outside [0, T-1]
+    # (a config saved before this field existed loads with the default)
 
     def __post_init__(self):
-        for name in ("data_dim", "hidden", "num_layers", "time_embed_dim"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if self.num_classes is not None and (not isinstance(self.num_classes, int) or self.num_classes < 1):
-            raise ValueError(f"num_classes must be None or a positive int, got {self.num_classes!r}")
+        for name in ("data_dim", "hidden", "num_layers", "time_embed_dim", "num_timesteps"):
+            positive_int(name, getattr(self, name))
+        if self.num_classes is not None:
+            positive_int("num_classes", self.num_classes)
+        if self.time_embed_dim % 2:
+            raise ValueError(f"time_embed_dim must be even (sin and cos halves), got {self.time_embed_dim}")
 
 
 class ToyMLP(nn.Module):
@@ -51,32 +54,36 @@ class ToyMLP(nn.Module):
             nn.Sequential(nn.SiLU(), nn.Linear(H, H), nn.SiLU(), nn.Linear(H, H)) for _ in range(config.num_layers)
         )
         self.out = nn.Linear(H, config.data_dim)
+        self.check_values = True  # read t's and y's values in forward to check them
 
     def forward(self, x, t, y=None):
         """ε̂ = ε_θ(x_t, t, y).
 
-        Args: x (B, D); t (B,) timesteps in [0, T-1] or a Python int; y (B,) int64 labels in
-              [0, num_classes] (num_classes = null class) or None (= null class; must be None for
-              an unconditional model).
+        Args: x (B, D) in the dtype of the weights; t 0-based timesteps in [0, num_timesteps − 1]:
+              a Python or numpy int, or a (B,) integer (or float) tensor; y class labels in
+              [0, num_classes] (num_classes = null class) as an int or a (B,) integer tensor, or None
+              (= null class; must be None for an unconditional model). ``model.check_values = False``
+              skips reading t's and y's values (``sample`` checks them once instead).
         Returns: ε̂ (B, D).
         """
-        if not isinstance(x, torch.Tensor) or x.ndim != 2 or x.shape[1] != self.config.data_dim:
-            got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(f"x must have shape (B, {self.config.data_dim}), got {got}")
-        B = x.shape[0]
-        if isinstance(t, bool) or not isinstance(t, (int, torch.Tensor)):
-            raise TypeError(f"t must be an int or a (B,) tensor, got {type(t).__name__}")
-        if isinstance(t, int):
-            t = torch.full((B,), t, device=x.device)
-        elif t.ndim == 0:
-            t = t.reshape(1).expand(B)  # (B,)
-        if t.shape != (B,):
-            raise ValueError(f"t must have shape ({B},) to match x, got {tuple(t.shape)}")
-        h = self.x_in(x) + self.time_mlp(timestep_embedding(t, self.config.time_embed_dim))  # (B, H)
+        cfg = self.config
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"x must be a (B, {cfg.data_dim}) torch.Tensor, got {type(x).__name__}")
+        if x.ndim != 2 or x.shape[1] != cfg.data_dim:
+            raise ValueError(f"x must have shape (B, {cfg.data_dim}), got {tuple(x.shape)}")
+        if x.dtype != self.out.weight.dtype:
+            raise TypeError(f"x has dtype {x.dtype} but the model's weights are {self.out.weight.dtype}: "
+                            f"pass x.to({self.out.weight.dtype}) (or convert the model with model.to({x.dtype}))")
+        B, values = x.shape[0], self.check_values and not torch.compiler.is_compiling()
+        t = check_timesteps(t, cfg.num_timesteps, B, check_values=values, allow_float=True)
+        t = torch.full((B,), t, device=x.device) if isinstance(t, int) else t.reshape(-1).expand(B)  # (B,)
+        h = self.x_in(x) + self.time_mlp(timestep_embedding(t.to(x.device), cfg.time_embed_dim))  # (B, H)
         if self.class_embed is not None:
-            if y is None:
-                y = torch.full((B,), self.config.num_classes, dtype=torch.long, device=x.device)
-            h = h + self.class_embed(y)
+            y = check_labels(y, B, cfg.num_classes + 1, check_values=values,
+                             note=f" ({cfg.num_classes} = the null class)")
+            y = cfg.num_classes if y is None else y
+            y = torch.full((B,), y, dtype=torch.long, device=x.device) if isinstance(y, int) else y.expand(B)
+            h = h + self.class_embed(y.to(x.device))
         elif y is not None:
             raise ValueError("y was given but the model is unconditional (num_classes=None); pass y=None")
         for block in self.blocks:

@@ -100,11 +100,13 @@ def build_model(config: TrainConfig, data_shape: tuple, num_classes: int | None)
     if name == "toy":
         if len(data_shape) != 1:
             raise ValueError(f"model 'toy' needs (N, D) data, got examples of shape {data_shape}")
-        return ToyMLP(ToyConfig(data_dim=data_shape[0], num_classes=num_classes, **config.model_overrides))
+        return ToyMLP(ToyConfig(data_dim=data_shape[0], num_classes=num_classes, num_timesteps=config.num_timesteps,
+                                **config.model_overrides))
     if len(data_shape) != 3 or data_shape[1] != data_shape[2]:
         raise ValueError(f"model {name!r} needs square (C, H, W) images, got examples of shape {data_shape}")
     C, H, _ = data_shape
-    return UNet(preset(name, in_channels=C, image_size=H, num_classes=num_classes, **config.model_overrides))
+    return UNet(preset(name, in_channels=C, image_size=H, num_classes=num_classes, num_timesteps=config.num_timesteps,
+                       **config.model_overrides))
 
 
 class Trainer:

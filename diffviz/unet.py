@@ -17,12 +17,16 @@ on ``y`` is skipped while compiling (or when ``model.check_values = False``).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
+
+from .unet_blocks import Downsample, LevelBlock, ResBlock, SelfAttention, Upsample, timestep_embedding
+from .validate import check_labels, check_timesteps, finite_number, positive_int
+
+__all__ = ["UNet", "UNetConfig", "PRESETS", "preset", "num_parameters", "shape_tour", "timestep_embedding",
+           "ResBlock", "SelfAttention", "LevelBlock", "Downsample", "Upsample"]
 
 
 @dataclass
@@ -39,22 +43,29 @@ class UNetConfig:
     num_classes: int | None = None  # None = unconditional; else labels 0..num_classes-1 (+ null)
     groups: int = 8  # GroupNorm groups (must divide every channel count; Ho et al. use 32)
     time_embed_dim: int | None = None  # E, width of the time embedding; None = 4 * base_channels
+    num_timesteps: int = 1000  # T of the training schedule: forward refuses t outside [0, T-1]
+    # (a config saved before this field existed loads with the default)
 
     def __post_init__(self):
-        self.channel_mults = tuple(self.channel_mults)  # JSON gives lists back
-        self.attention_resolutions = tuple(self.attention_resolutions)
-        _check_int("in_channels", self.in_channels)
-        _check_int("image_size", self.image_size)
-        _check_int("base_channels", self.base_channels)
-        _check_int("num_res_blocks", self.num_res_blocks)
-        _check_int("num_heads", self.num_heads)
-        _check_int("groups", self.groups)
-        if not self.channel_mults or not all(isinstance(m, int) and m >= 1 for m in self.channel_mults):
-            raise ValueError(f"channel_mults must be a non-empty tuple of positive ints, got {self.channel_mults!r}")
-        if self.num_classes is not None:
-            _check_int("num_classes", self.num_classes)
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        for name in ("channel_mults", "attention_resolutions"):
+            value = getattr(self, name)
+            if not isinstance(value, (tuple, list)) or not all(_is_positive_int(v) for v in value):
+                raise ValueError(f"{name} must be a tuple of positive ints, got {value!r}")
+            setattr(self, name, tuple(value))  # JSON gives lists back
+        if not self.channel_mults:
+            raise ValueError("channel_mults must be a non-empty tuple of positive ints, got ()")
+        for name in ("in_channels", "image_size", "base_channels", "num_res_blocks", "num_heads", "groups",
+                     "num_timesteps"):
+            positive_int(name, getattr(self, name))
+        for name in ("out_channels", "num_classes", "time_embed_dim"):
+            if getattr(self, name) is not None:
+                positive_int(name, getattr(self, name))
+        if self.base_channels % 2:
+            raise ValueError(f"base_channels must be even (it is the width of the sinusoidal time embedding), "
+                             f"got {self.base_channels}")
+        finite_number("dropout", self.dropout, low=0, high=1)
+        if self.dropout == 1:
+            raise ValueError("dropout must be in [0, 1), got 1.0 (it would drop everything)")
         for mult in self.channel_mults:
             ch = self.base_channels * mult
             if ch % self.groups:
@@ -72,9 +83,8 @@ class UNetConfig:
         return sizes
 
 
-def _check_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
+def _is_positive_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 # Presets. "attention_levels" picks levels (0 = full size) and becomes attention_resolutions for the
@@ -91,7 +101,7 @@ PRESETS = {
 def preset(name: str, **overrides) -> UNetConfig:
     """A ``UNetConfig`` from ``PRESETS`` ("tiny", "small", "medium", "cifar"), with ``overrides``
     (any UNetConfig field, e.g. ``image_size=32, in_channels=3, num_classes=10``)."""
-    if name not in PRESETS:
+    if not isinstance(name, str) or name not in PRESETS:
         raise ValueError(f"unknown UNet preset {name!r}; known presets: {', '.join(PRESETS)}")
     kwargs = dict(PRESETS[name])
     levels = kwargs.pop("attention_levels")
@@ -102,105 +112,13 @@ def preset(name: str, **overrides) -> UNetConfig:
     return config
 
 
-def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
-    """Sinusoidal embedding (Vaswani et al. 2017, Sec. 3.5; as in Ho et al. 2020):
-    emb[i] = sin(t · ω_i), emb[half + i] = cos(t · ω_i),  ω_i = max_period^(−i / (half − 1)).
-
-    Args: t (B,) timesteps (int or float; 0-based, code t = k is the paper's t = k + 1); dim even.
-    Returns: (B, dim) float32.
-    """
-    half = dim // 2
-    exponent = -math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / max(half - 1, 1)
-    args = t.float()[:, None] * torch.exp(exponent)[None, :]  # (B, half)
-    return torch.cat([torch.sin(args), torch.cos(args)], dim=1)  # (B, dim)
-
-
-class ResBlock(nn.Module):
-    """GroupNorm → SiLU → conv → (+ embedding) → GroupNorm → SiLU → dropout → conv, plus a skip."""
-
-    def __init__(self, in_ch, out_ch, embed_dim, groups, dropout):
-        super().__init__()
-        self.norm1 = nn.GroupNorm(groups, in_ch)
-        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, padding=1)
-        self.embed_proj = nn.Linear(embed_dim, out_ch)
-        self.norm2 = nn.GroupNorm(groups, out_ch)
-        self.dropout = nn.Dropout(dropout)
-        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
-        nn.init.zeros_(self.conv2.weight)  # each block starts as the identity (Ho et al.'s init_scale=0)
-        nn.init.zeros_(self.conv2.bias)
-        self.skip = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
-
-    def forward(self, x, emb):  # x (B, C_in, H, W), emb (B, E)
-        h = self.conv1(F.silu(self.norm1(x)))  # (B, C_out, H, W)
-        h = h + self.embed_proj(F.silu(emb))[:, :, None, None]  # time (+ class) enters here
-        h = self.conv2(self.dropout(F.silu(self.norm2(h))))
-        return self.skip(x) + h  # (B, C_out, H, W)
-
-
-class SelfAttention(nn.Module):
-    """Multi-head self-attention over the H·W positions, with a residual connection."""
-
-    def __init__(self, channels, num_heads, groups):
-        super().__init__()
-        if channels % num_heads:
-            raise ValueError(f"num_heads={num_heads} must divide the attended channel count {channels}")
-        self.num_heads = num_heads
-        self.norm = nn.GroupNorm(groups, channels)
-        self.qkv = nn.Conv2d(channels, 3 * channels, 1)
-        self.proj_out = nn.Conv2d(channels, channels, 1)
-        nn.init.zeros_(self.proj_out.weight)  # starts as the identity
-        nn.init.zeros_(self.proj_out.bias)
-
-    def forward(self, x):  # x (B, C, H, W)
-        B, C, H, W = x.shape
-        qkv = self.qkv(self.norm(x)).reshape(B, 3, self.num_heads, C // self.num_heads, H * W)
-        q, k, v = qkv.transpose(-1, -2).unbind(dim=1)  # each (B, heads, H*W, C/heads)
-        h = F.scaled_dot_product_attention(q, k, v)  # softmax(q kᵀ / √d) v
-        h = h.transpose(-1, -2).reshape(B, C, H, W)
-        return x + self.proj_out(h)
-
-
-class LevelBlock(nn.Module):
-    """One residual block, followed by self-attention at the chosen resolutions."""
-
-    def __init__(self, in_ch, out_ch, config: UNetConfig, attention: bool):
-        super().__init__()
-        self.res = ResBlock(in_ch, out_ch, config.time_embed_dim, config.groups, config.dropout)
-        self.attn = SelfAttention(out_ch, config.num_heads, config.groups) if attention else nn.Identity()
-
-    def forward(self, x, emb):
-        return self.attn(self.res(x, emb))
-
-
-class Downsample(nn.Module):
-    """3x3 convolution with stride 2: (B, C, H, W) → (B, C, ceil(H/2), ceil(W/2))."""
-
-    def __init__(self, channels):
-        super().__init__()
-        self.conv = nn.Conv2d(channels, channels, 3, stride=2, padding=1)
-
-    def forward(self, x, emb):
-        return self.conv(x)
-
-
-class Upsample(nn.Module):
-    """Nearest-neighbour resize to ``size`` (the matching skip's H, W), then a 3x3 convolution."""
-
-    def __init__(self, channels):
-        super().__init__()
-        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
-
-    def forward(self, x, size):
-        return self.conv(F.interpolate(x, size=size, mode="nearest"))
-
-
 class UNet(nn.Module):
     """ε_θ(x_t, t[, y]): predicts the noise in x_t. See the module docstring for the layout."""
 
     def __init__(self, config: UNetConfig):
         super().__init__()
         self.config = config
-        self.check_values = True  # check y's values in forward (skipped under torch.compile)
+        self.check_values = True  # check t's and y's values in forward (skipped under torch.compile)
         ch, E = config.base_channels, config.time_embed_dim
         self.time_mlp = nn.Sequential(nn.Linear(ch, E), nn.SiLU(), nn.Linear(E, E))
         self.class_embed = nn.Embedding(config.num_classes + 1, E) if config.num_classes else None
@@ -245,7 +163,8 @@ class UNet(nn.Module):
         return blocks
 
     def embed(self, t, y, batch_size, device):
-        """Time embedding MLP(sinusoid(t)), plus the class embedding of y (None → null class). (B, E)"""
+        """Time embedding MLP(sinusoid(t)), plus the class embedding of y (None → null class). (B, E)
+        t and y as ``forward`` checked them: an int or a 0-d / (B,) tensor; None, an int or (B,)."""
         if isinstance(t, int):
             t = torch.full((batch_size,), t, device=device)
         elif t.ndim == 0:
@@ -253,16 +172,21 @@ class UNet(nn.Module):
         emb = self.time_mlp(timestep_embedding(t.to(device), self.config.base_channels))
         if self.class_embed is not None:
             if y is None:
-                y = torch.full((batch_size,), self.config.num_classes, device=device, dtype=torch.long)
-            emb = emb + self.class_embed(y.to(device))
+                y = self.config.num_classes  # the null class
+            if isinstance(y, int):
+                y = torch.full((batch_size,), y, device=device, dtype=torch.long)
+            emb = emb + self.class_embed(y.to(device).expand(batch_size))
         return emb
 
     def forward(self, x, t, y=None):
         """ε̂ = ε_θ(x_t, t, y).
 
-        Args: x (B, C, H, W) noisy images; t (B,) int64/float timesteps in [0, T-1] or a Python int
-              for the whole batch; y (B,) int64 class labels in [0, num_classes] (num_classes =
-              the null class) or None (= null class). An unconditional model rejects y.
+        Args: x (B, C, H, W) noisy images, in the dtype of the weights (float32 unless converted);
+              t 0-based timesteps in [0, num_timesteps − 1]: a Python or numpy int for the whole
+              batch, or a (B,) integer (or float) tensor; y class labels in [0, num_classes]
+              (num_classes = the null class) as an int or a (B,) integer tensor, or None (= null
+              class). An unconditional model rejects y. Value checks on tensors read them (a sync on
+              a GPU); ``model.check_values = False`` skips them (``sample`` checks once instead).
         Returns: ε̂ (B, out_channels, H, W).
         """
         t, y = self._check_inputs(x, t, y)
@@ -283,34 +207,29 @@ class UNet(nn.Module):
 
     def _check_inputs(self, x, t, y):
         cfg = self.config
-        if not isinstance(x, torch.Tensor) or x.ndim != 4:
-            got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(f"x must be a (B, C, H, W) tensor, got {got}")
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"x must be a (B, C, H, W) torch.Tensor, got {type(x).__name__}")
+        if x.ndim != 4:
+            raise ValueError(f"x must be a (B, C, H, W) tensor, got {tuple(x.shape)}")
         B, C, H, W = x.shape
         if C != cfg.in_channels:
             raise ValueError(f"x has {C} channels but the model takes in_channels={cfg.in_channels}")
         if H != cfg.image_size or W != cfg.image_size:
             raise ValueError(f"x is {H}x{W} but the model was built for image_size={cfg.image_size}")
-        if isinstance(t, bool) or not isinstance(t, (int, torch.Tensor)):
-            raise TypeError(f"t must be an int or a (B,) tensor, got {type(t).__name__}")
-        if isinstance(t, torch.Tensor) and t.ndim > 0 and tuple(t.shape) != (B,):
-            raise ValueError(f"t must have shape ({B},) to match x, got {tuple(t.shape)}")
+        weight = self.conv_in.weight
+        if x.dtype != weight.dtype:
+            raise TypeError(f"x has dtype {x.dtype} but the model's weights are {weight.dtype}: pass "
+                            f"x.to({weight.dtype}) (or convert the model with model.to({x.dtype}))")
+        if x.device != weight.device:
+            raise ValueError(f"x is on {x.device} but the model is on {weight.device}: pass x.to('{weight.device}')")
+        values = self.check_values and not torch.compiler.is_compiling()
+        t = check_timesteps(t, cfg.num_timesteps, B, check_values=values, allow_float=True)
         if y is None:
             return t, y
         if cfg.num_classes is None:
             raise ValueError("y was given but the model is unconditional (num_classes=None); pass y=None")
-        if isinstance(y, int) and not isinstance(y, bool):
-            y = torch.full((B,), y, dtype=torch.long, device=x.device)
-        if not isinstance(y, torch.Tensor) or y.dtype != torch.long:
-            got = y.dtype if isinstance(y, torch.Tensor) else type(y).__name__
-            raise TypeError(f"y must be an int64 tensor of class labels (or an int), got {got}")
-        if tuple(y.shape) != (B,):
-            raise ValueError(f"y must have shape ({B},) to match x, got {tuple(y.shape)}")
-        if self.check_values and not torch.compiler.is_compiling():
-            if bool((y < 0).any()) or bool((y > cfg.num_classes).any()):
-                raise ValueError(f"y must be in [0, {cfg.num_classes}] ({cfg.num_classes} = null class), "
-                                 f"got values in [{int(y.min())}, {int(y.max())}]")
-        return t, y
+        return t, check_labels(y, B, cfg.num_classes + 1, check_values=values,  # + 1: the null class
+                               note=f" ({cfg.num_classes} = the null class)")
 
 
 def num_parameters(model: nn.Module, trainable_only: bool = False) -> int:

@@ -133,7 +133,7 @@ def check_timesteps(t, num_timesteps: int, batch: int, *, name: str = "t", low: 
     if t.dtype == torch.bool or t.is_complex() or (t.is_floating_point() and not allow_float):
         raise TypeError(f"{name} must hold {kind} in [{low}, {high}], got a tensor of dtype {t.dtype}")
     if t.ndim > 1 or (t.ndim == 1 and t.shape[0] != batch):
-        raise ValueError(f"{name} must be an int or have shape ({batch},) to match the batch, got shape {tuple(t.shape)}")
+        raise ValueError(f"{name} must have shape ({batch},) to match the batch (or be an int), got shape {tuple(t.shape)}")
     if check_values and t.numel():
         lo, hi = t.min().item(), t.max().item()
         if not (low <= lo and hi <= high):  # NaN fails both
@@ -142,28 +142,30 @@ def check_timesteps(t, num_timesteps: int, batch: int, *, name: str = "t", low: 
     return t
 
 
-def check_labels(y, batch: int, num_classes: int | None = None, *, name: str = "y", check_values: bool = True):
+def check_labels(y, batch: int, num_classes: int | None = None, *, name: str = "y", check_values: bool = True,
+                 note: str = ""):
     """Class labels: None; an int (Python or numpy) for the whole batch; or a (B,) integer tensor,
     array or list. Floats and bools are refused (3.7 is no class). With ``num_classes`` the values
-    must lie in [0, num_classes − 1]. Returns None, an int, or an int64 tensor on y's device."""
+    must lie in [0, num_classes − 1] (``note`` is added to the message). Returns None, an int, or an
+    int64 tensor on y's device."""
     if y is None:
         return None
     high = None if num_classes is None else num_classes - 1
-    allowed = "" if high is None else f" in [0, {high}]"
+    allowed = "" if high is None else f" in [0, {high}]{note}"
     if isinstance(y, numbers.Integral) and not isinstance(y, bool):
         if y < 0 or (high is not None and y > high):
-            raise ValueError(f"{name}={int(y)} is not a class label: labels are ints{allowed}")
+            raise ValueError(f"{name}={int(y)} is out of range: class labels are ints{allowed or ' >= 0'}")
         return int(y)
     y = _integer_like(y)
     if not isinstance(y, torch.Tensor) or y.dtype == torch.bool or y.is_floating_point() or y.is_complex():
         got = f"dtype {y.dtype}" if isinstance(y, torch.Tensor) else f"{y!r} ({type(y).__name__})"
         raise TypeError(f"{name} must be an int or a ({batch},) integer tensor of class labels{allowed}, got {got}")
     if y.ndim > 1 or (y.ndim == 1 and y.shape[0] != batch):
-        raise ValueError(f"{name} must be an int or have shape ({batch},) to match the batch, got shape {tuple(y.shape)}")
+        raise ValueError(f"{name} must have shape ({batch},) to match the batch (or be an int), got shape {tuple(y.shape)}")
     if check_values and y.numel():
         lo, hi = y.min().item(), y.max().item()
         if lo < 0 or (high is not None and hi > high):
-            raise ValueError(f"{name} must hold class labels{allowed or ' >= 0'}, got values in [{lo}, {hi}]")
+            raise ValueError(f"{name} must be{allowed or ' >= 0'}, got values in [{lo}, {hi}]")
     return y.long()
 
 

@@ -118,7 +118,7 @@ def test_sample_rejects_bad_arguments():
         dv.sample(oracle, SCHED, (2, -1))
     with pytest.raises(ValueError, match="guidance_scale needs"):
         dv.sample(oracle, SCHED, (2, 2), guidance_scale=3.0)
-    with pytest.raises(ValueError, match=r"y must be"):
+    with pytest.raises(ValueError, match=r"y must have shape \(2,\)"):
         dv.sample(oracle, SCHED, (2, 2), y=torch.tensor([1, 2, 3]))
 
 

@@ -105,7 +105,7 @@ def test_label_errors():
         model(x, 0, torch.tensor([0, 4]))
     with pytest.raises(ValueError, match="y must be in"):
         model(x, 0, torch.tensor([-1, 0]))
-    with pytest.raises(TypeError, match="int64"):
+    with pytest.raises(TypeError, match="integer tensor of class labels"):
         model(x, 0, torch.tensor([0.0, 1.0]))
 
 
