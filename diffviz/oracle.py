@@ -12,6 +12,18 @@ from __future__ import annotations
 import torch
 
 from .schedules import NoiseSchedule
+from .validate import check_generator, check_timesteps, float_tensor, positive_int
+
+
+def _float64(name, value) -> torch.Tensor:
+    """A finite float64 tensor from numbers, a sequence or a tensor, or an error naming ``name``."""
+    try:
+        value = torch.as_tensor(value, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise TypeError(f"{name} must be numbers (a sequence, an array or a tensor), got {value!r}") from err
+    if not torch.isfinite(value).all():
+        raise ValueError(f"{name} holds NaN or inf")
+    return value
 
 
 class GaussianMixtureDenoiser:
@@ -24,20 +36,35 @@ class GaussianMixtureDenoiser:
     """
 
     def __init__(self, means, stds, weights=None, schedule: NoiseSchedule = None):
-        self.means = torch.as_tensor(means, dtype=torch.float64)
-        if self.means.ndim != 2:
-            raise ValueError(f"means must have shape (K, D), got {tuple(self.means.shape)}")
+        self.means = _float64("means", means)
+        if self.means.ndim != 2 or 0 in self.means.shape:
+            raise ValueError(f"means must have shape (K, D) with K, D >= 1, got {tuple(self.means.shape)}")
         K = self.means.shape[0]
-        self.stds = torch.as_tensor(stds, dtype=torch.float64).expand(K).clone()
+        stds = _float64("stds", stds)
+        if stds.ndim > 1 or (stds.ndim == 1 and stds.shape[0] not in (1, K)):
+            raise ValueError(f"stds must be a number or have shape ({K},) (one per mean), got {tuple(stds.shape)}")
+        self.stds = stds.expand(K).clone()
         if (self.stds < 0).any():
-            raise ValueError("stds must be >= 0")
-        w = torch.full((K,), 1.0 / K, dtype=torch.float64) if weights is None else torch.as_tensor(weights, dtype=torch.float64)
+            raise ValueError(f"stds must be >= 0, got {stds.tolist()}")
+        w = torch.full((K,), 1.0 / K, dtype=torch.float64) if weights is None else _float64("weights", weights)
         if w.shape != (K,) or (w < 0).any() or abs(w.sum().item() - 1) > 1e-6:
             raise ValueError(f"weights must be K={K} non-negative numbers summing to 1, got {weights!r}")
         self.weights = w
         if not isinstance(schedule, NoiseSchedule):
-            raise TypeError("schedule must be a NoiseSchedule")
+            raise TypeError(f"schedule must be a NoiseSchedule (the one the data is noised with), "
+                            f"got {type(schedule).__name__}")
         self.schedule = schedule
+        self.check_values = True  # read t's values to check them (``sample`` checks once, then turns this off)
+
+    def _check(self, x_t, t, y=None):
+        float_tensor("x_t", x_t)
+        D = self.means.shape[1]
+        if x_t[0].numel() != D:
+            raise ValueError(f"x_t must have shape (B, {D}) (or (B, ...) with {D} features per sample, the "
+                             f"means' D), got {tuple(x_t.shape)}")
+        if y is not None:
+            raise ValueError("the Gaussian-mixture denoiser is unconditional: pass y=None")
+        return check_timesteps(t, self.schedule.num_timesteps, x_t.shape[0], check_values=self.check_values)
 
     def _noised_components(self, x_t, t):
         """x flattened (B, D), ᾱ_t (B, 1), component centres √ᾱ_t μ_k (B, K, D), variances v_k (B, K)."""
@@ -50,20 +77,26 @@ class GaussianMixtureDenoiser:
 
     def responsibilities(self, x_t, t):
         """r_k(x_t) = P(component k | x_t) at timestep t. Returns (B, K) float64."""
+        t = self._check(x_t, t)
+        return self._responsibilities(x_t, t)
+
+    def _responsibilities(self, x_t, t):
         x, _, centres, var = self._noised_components(x_t, t)
         sq = ((x[:, None, :] - centres) ** 2).sum(-1)  # (B, K)
         log_p = torch.log(self.weights)[None] - 0.5 * sq / var - 0.5 * x.shape[1] * torch.log(var)
         return torch.softmax(log_p, dim=1)
 
     def __call__(self, x_t, t, y=None):
+        t = self._check(x_t, t, y)
         x, alpha_bar, centres, var = self._noised_components(x_t, t)
-        r = self.responsibilities(x_t, t)  # (B, K)
+        r = self._responsibilities(x_t, t)  # (B, K)
         score_terms = (x[:, None, :] - centres) / var[:, :, None]  # (B, K, D)
         eps = (1 - alpha_bar).sqrt() * (r[:, :, None] * score_terms).sum(1)  # (B, D)
         return eps.reshape(x_t.shape).to(device=x_t.device, dtype=x_t.dtype)
 
     def sample_data(self, n, generator=None):
         """n draws of x_0 from the mixture. Returns (n, D) float64."""
+        n, generator = positive_int("n", n), check_generator(generator)
         k = torch.multinomial(self.weights, n, replacement=True, generator=generator)
         z = torch.randn(n, self.means.shape[1], generator=generator, dtype=torch.float64)
         return self.means[k] + self.stds[k, None] * z
