@@ -15,7 +15,7 @@ CIFAR-10 come through torchvision when it is installed.
 
 from __future__ import annotations
 
-import math
+import numbers
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -24,7 +24,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-TOY_DATASETS = ("swiss_roll", "moons", "gaussian_mixture", "checkerboard", "circles")
+from .toy_data import TOY_DATASETS, TOY_NUM_CLASSES, TOY_SPLITS, GaussianMixtureParams, gaussian_mixture_params, toy_points
+from .validate import check_bool, positive_int
+
+__all__ = ["Dataset", "GaussianMixtureParams", "gaussian_mixture_params", "list_datasets", "data_dir",
+           "load_dataset", "load_image", "TOY_DATASETS", "BUNDLED_DATASETS", "TORCHVISION_DATASETS"]
+
 BUNDLED_DATASETS = ("digits", "mnist-5k")
 TORCHVISION_DATASETS = ("mnist", "fashion-mnist", "cifar10")
 IMAGES = ("cat",)
@@ -50,15 +55,6 @@ class Dataset:
         return self.x.shape[0]
 
 
-@dataclass(frozen=True)
-class GaussianMixtureParams:
-    """Exact parameters of the "gaussian_mixture" toy set: p(x) = Σ_k w_k N(x; μ_k, s_k² I)."""
-
-    means: torch.Tensor    # (K, 2) float64, μ_k = r (cos 2πk/K, sin 2πk/K)
-    stds: torch.Tensor     # (K,) float64, s_k, the per-coordinate standard deviation
-    weights: torch.Tensor  # (K,) float64, w_k, summing to 1
-
-
 def list_datasets() -> list[str]:
     """All names load_dataset accepts."""
     return [*TOY_DATASETS, *BUNDLED_DATASETS, *TORCHVISION_DATASETS]
@@ -72,88 +68,12 @@ def data_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "data"
 
 
-def gaussian_mixture_params(num_components: int = 8, radius: float = math.sqrt(2.0),
-                            std: float = 0.1) -> GaussianMixtureParams:
-    """The classic "8 Gaussians on a circle". The defaults are what load_dataset uses:
-    radius √2 and std 0.1 give a per-coordinate variance of r²/2 + s² = 1.01.
-
-    Returns: GaussianMixtureParams, e.g. for GaussianMixtureDenoiser(p.means, p.stds, p.weights, ...).
-    """
-    if not (isinstance(num_components, int) and num_components >= 1) or radius < 0 or std <= 0:
-        raise ValueError(f"need an int num_components >= 1, radius >= 0 and std > 0; got "
-                         f"num_components={num_components!r}, radius={radius!r}, std={std!r}")
-    angles = 2 * math.pi * torch.arange(num_components, dtype=torch.float64) / num_components
-    means = radius * torch.stack([angles.cos(), angles.sin()], dim=1)  # (K, 2)
-    stds = torch.full((num_components,), std, dtype=torch.float64)
-    weights = torch.full((num_components,), 1.0 / num_components, dtype=torch.float64)
-    return GaussianMixtureParams(means=means, stds=stds, weights=weights)
-
-
-# ---------------------------------------------------------------------- 2-D toy data
-# Each generator returns raw points (n, 2) float64 and labels (n,) or None. The fixed
-# (centre, scale) below were measured once on 2·10⁶ points; x = (raw − centre) / scale.
-_TOY_CENTRE_SCALE = {
-    "swiss_roll": ((2.0, 0.21), 6.81),
-    "moons": ((0.5, 0.25), 0.712),
-    "circles": ((0.0, 0.0), 0.561),
-    "checkerboard": ((0.0, 0.0), 2 / math.sqrt(3)),  # exact: x₁ ~ U(−2, 2) has std 2/√3
-    "gaussian_mixture": ((0.0, 0.0), 1.0),           # already defined at unit scale
-}
-
-
-def _swiss_roll(rng, n):
-    """t ~ U(1.5π, 4.5π); (t cos t, t sin t) + N(0, 0.5²) -- sklearn's roll seen from above."""
-    t = 1.5 * math.pi * (1 + 2 * rng.random(n))
-    return np.stack([t * np.cos(t), t * np.sin(t)], 1) + 0.5 * rng.standard_normal((n, 2)), None
-
-
-def _moons(rng, n):
-    """Two interleaved half circles (as sklearn.datasets.make_moons) + N(0, 0.1²); label = moon."""
-    t, y = math.pi * rng.random(n), rng.integers(0, 2, n)
-    upper = np.stack([np.cos(t), np.sin(t)], 1)
-    lower = np.stack([1 - np.cos(t), 0.5 - np.sin(t)], 1)
-    return np.where(y[:, None] == 0, upper, lower) + 0.1 * rng.standard_normal((n, 2)), y
-
-
-def _circles(rng, n):
-    """Concentric circles of radius 1 and 0.5 + N(0, 0.05²); label 0 = outer, 1 = inner."""
-    t, y = 2 * math.pi * rng.random(n), rng.integers(0, 2, n)
-    radius = np.where(y == 0, 1.0, 0.5)[:, None]
-    return radius * np.stack([np.cos(t), np.sin(t)], 1) + 0.05 * rng.standard_normal((n, 2)), y
-
-
-def _checkerboard(rng, n):
-    """Uniform on the 8 dark squares of a 4x4 board spanning [−2, 2]² (as in FFJORD)."""
-    x1 = 4 * rng.random(n) - 2
-    x2 = rng.random(n) - 2 * rng.integers(0, 2, n) + np.floor(x1) % 2
-    return np.stack([x1, x2], 1), None
-
-
-def _gaussian_mixture(rng, n):
-    """k ~ Categorical(w); x = μ_k + s_k·z, z ~ N(0, I); label = k."""
-    params = gaussian_mixture_params()
-    k = rng.choice(len(params.weights), size=n, p=params.weights.numpy())
-    z = rng.standard_normal((n, 2))
-    return params.means.numpy()[k] + params.stds.numpy()[k, None] * z, k
-
-
-_TOY_GENERATORS = {"swiss_roll": _swiss_roll, "moons": _moons, "circles": _circles,
-                   "checkerboard": _checkerboard, "gaussian_mixture": _gaussian_mixture}
-_TOY_NUM_CLASSES = {"moons": 2, "circles": 2, "gaussian_mixture": 8}
-
-
 def _load_toy(name, split, n, seed):
     """Toy points; "train" and "test" draw from independent streams default_rng([seed, 0 or 1])."""
-    if split not in ("train", "test"):
+    if split not in TOY_SPLITS:
         raise ValueError(f"split={split!r} is not available for toy data {name!r}; use 'train' or 'test'")
-    n = 10_000 if n is None else n
-    rng = np.random.default_rng([seed, SPLITS.index(split)])
-    raw, labels = _TOY_GENERATORS[name](rng, n)  # (n, 2), (n,) or None
-    centre, scale = _TOY_CENTRE_SCALE[name]
-    x = torch.from_numpy((raw - np.array(centre)) / scale).float()  # (n, 2)
-    y = None if labels is None else torch.from_numpy(np.asarray(labels)).long()
-    return Dataset(x=x, y=y, name=name, split=split, num_classes=_TOY_NUM_CLASSES.get(name),
-                   image_shape=None)
+    x, y = toy_points(name, split, 10_000 if n is None else n, seed)
+    return Dataset(x=x, y=y, name=name, split=split, num_classes=TOY_NUM_CLASSES.get(name), image_shape=None)
 
 
 # ---------------------------------------------------------------------- image data
@@ -260,12 +180,18 @@ def load_dataset(name: str, *, split: str = "train", n: int | None = None, seed:
         root, download: torchvision sets only; root defaults to ~/.cache/diffviz.
     Returns: Dataset with x (N, 2) or (N, C, H, W) float32, y (N,) int64 or None.
     """
-    if name not in list_datasets():
+    if not isinstance(name, str) or name not in list_datasets():
         raise ValueError(f"unknown dataset name={name!r}; known names: {', '.join(list_datasets())}")
-    if split not in SPLITS:
+    if not isinstance(split, str) or split not in SPLITS:
         raise ValueError(f"split={split!r} is not one of {SPLITS}")
-    if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
-        raise ValueError(f"n={n!r} must be a positive integer or None")
+    n = None if n is None else positive_int("n", n)
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+    if root is not None and not isinstance(root, (str, os.PathLike)):
+        raise TypeError(f"root must be a folder path (str or os.PathLike) or None, got {type(root).__name__}")
+    check_bool("download", download)
+    if name not in TORCHVISION_DATASETS and (root is not None or download):
+        raise ValueError(f"root and download apply to the torchvision sets {TORCHVISION_DATASETS}, not {name!r}")
     if name in TOY_DATASETS:
         return _load_toy(name, split, n, seed)
     if name in BUNDLED_DATASETS:
@@ -284,6 +210,8 @@ def load_image(name: str | os.PathLike = "cat", size: int | tuple | None = None)
         size: None keeps the stored size; an int s centre-crops to a square and resizes to
             (s, s); a tuple (H, W) resizes to exactly that.
     """
+    if not isinstance(name, (str, os.PathLike)):
+        raise TypeError(f"image name must be {IMAGES} or a path (str or os.PathLike), got {type(name).__name__}")
     if str(name) in IMAGES:
         path = data_dir() / f"{name}.png"
     elif Path(name).expanduser().is_file():

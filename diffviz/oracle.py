@@ -9,6 +9,8 @@ relates ε to the score). A single Gaussian is the one-component case.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .schedules import NoiseSchedule
@@ -59,7 +61,7 @@ class GaussianMixtureDenoiser:
     def _check(self, x_t, t, y=None):
         float_tensor("x_t", x_t)
         D = self.means.shape[1]
-        if x_t[0].numel() != D:
+        if math.prod(x_t.shape[1:]) != D:
             raise ValueError(f"x_t must have shape (B, {D}) (or (B, ...) with {D} features per sample, the "
                              f"means' D), got {tuple(x_t.shape)}")
         if y is not None:

@@ -148,8 +148,8 @@ def test_list_datasets_names_every_family():
     (dict(name="imagenet"), "known names: swiss_roll.*mnist-5k"),
     (dict(name="digits", split="validation"), "split='validation'"),
     (dict(name="moons", split="all"), "split='all'"),
-    (dict(name="moons", n=0), "n=0"),
-    (dict(name="moons", n=2.5), "n=2.5"),
+    (dict(name="moons", n=0), "n must be a positive int, got 0"),
+    (dict(name="moons", seed=-1), "seed must be an int >= 0"),
 ])
 def test_bad_arguments_raise_value_error(kwargs, match):
     with pytest.raises(ValueError, match=match):
