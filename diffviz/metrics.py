@@ -31,6 +31,7 @@ from torch import nn
 from safetensors.torch import load_file
 
 from .data import data_dir
+from .validate import finite_number, positive_int
 
 IMAGE_SHAPE = (1, 28, 28)
 
@@ -124,14 +125,19 @@ def _check_images(name, images, min_count=1) -> torch.Tensor:
 
 
 def _model(classifier) -> MnistClassifier:
+    if classifier is not None and not callable(classifier):
+        raise TypeError(f"classifier must be an MnistClassifier (load_classifier()) or None, got {classifier!r}")
     return load_classifier() if classifier is None else classifier
 
 
-def _check_labels(labels, count) -> torch.Tensor:
-    labels = torch.as_tensor(labels)
-    if labels.shape != (count,) or labels.is_floating_point():
+def _check_labels(labels, count, num_classes) -> torch.Tensor:
+    labels = torch.as_tensor(np.asarray(labels)) if not isinstance(labels, torch.Tensor) else labels
+    if labels.shape != (count,) or labels.is_floating_point() or labels.dtype == torch.bool:
         raise ValueError(f"labels must be integers of shape ({count},), got {labels.dtype} of shape "
                          f"{tuple(labels.shape)}")
+    if labels.numel() and (labels.min() < 0 or labels.max() >= (num_classes or labels.max() + 1)):
+        raise ValueError(f"labels must be class indices in [0, {num_classes - 1}], "
+                         f"got values in [{int(labels.min())}, {int(labels.max())}]")
     return labels.long().cpu()
 
 
@@ -144,14 +150,14 @@ def _batched(fn, images, batch_size) -> torch.Tensor:
 def features(images, classifier=None, batch_size: int = 500) -> torch.Tensor:
     """Penultimate classifier features of ``images`` (N, 1, 28, 28) in [-1, 1] → (N, D) float32."""
     images = _check_images("images", images)
-    model = _model(classifier)
+    model, batch_size = _model(classifier), positive_int("batch_size", batch_size)
     return _batched(model.features, images, batch_size)
 
 
 def predict(images, classifier=None, batch_size: int = 500) -> torch.Tensor:
     """The classifier's predicted digit, argmax of the logits → (N,) int64."""
     images = _check_images("images", images)
-    model = _model(classifier)
+    model, batch_size = _model(classifier), positive_int("batch_size", batch_size)
     return _batched(lambda x: model(x).argmax(dim=1), images, batch_size)
 
 
@@ -159,13 +165,15 @@ def class_accuracy(images, labels, classifier=None) -> float:
     """Fraction of images the classifier labels as ``labels`` (N,) int — the label a conditional
     sample was generated for, or the true label of a real image."""
     images = _check_images("images", images)
-    labels = _check_labels(labels, images.shape[0])
-    return (predict(images, classifier) == labels).double().mean().item()
+    model = _model(classifier)
+    labels = _check_labels(labels, images.shape[0], getattr(getattr(model, "config", None), "num_classes", None))
+    return (predict(images, model) == labels).double().mean().item()
 
 
 def histogram_entropy(predicted, num_classes: int = 10) -> float:
     """H = Σ_k p_k log(1 / p_k) (nats) of the histogram p_k = #{predicted = k} / N; 0·log 0 = 0.
     In [0, log K]: log K for a uniform histogram, 0 when all N predictions are one class."""
+    num_classes = positive_int("num_classes", num_classes)
     predicted = torch.as_tensor(predicted)
     if predicted.ndim != 1 or predicted.is_floating_point():
         raise ValueError(f"predicted must be class indices of shape (N,), got {predicted.dtype} "
@@ -209,8 +217,9 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     D = mu1.shape[0]
     for name, value, shape in (("mu1", mu1, (D,)), ("mu2", mu2, (D,)),
                                ("sigma1", sigma1, (D, D)), ("sigma2", sigma2, (D, D))):
-        if value.shape != shape:
-            raise ValueError(f"{name} must have shape {shape} (D = len(mu1) = {D}), got {value.shape}")
+        if value.shape != shape or not np.isfinite(value).all():
+            raise ValueError(f"{name} must have shape {shape} (D = len(mu1) = {D}) and finite values, "
+                             f"got shape {value.shape}")
     root1 = _psd_sqrt(sigma1)  # Σ₁^{1/2}
     m = root1 @ sigma2 @ root1  # (D, D), symmetric PSD
     trace_sqrt = np.sqrt(np.clip(np.linalg.eigvalsh((m + m.T) / 2), 0, None)).sum()
@@ -260,6 +269,7 @@ def nearest_neighbours(queries, references, batch_size: int = 256):
     Candidates come from ‖a‖² + ‖b‖² − 2a·b in float64; the winner's distance is then recomputed
     directly as ‖a − b‖, so an exact copy has distance exactly 0.
     Returns: (distance (N,) float32, index (N,) int64)."""
+    batch_size = positive_int("batch_size", batch_size)
     queries = _check_images("queries", queries).flatten(1).double()  # (N, 784)
     references = _check_images("references", references).flatten(1).double()  # (M, 784)
     ref_sq = (references ** 2).sum(dim=1)  # (M,)
@@ -281,8 +291,9 @@ def memorisation(samples, train_images, real_reference, quantile: float = 0.05) 
           all in [-1, 1]; quantile in (0, 1).
     Returns: Memorisation.
     """
-    if not 0 < quantile < 1:
-        raise ValueError(f"quantile must be in (0, 1), got {quantile!r}")
+    quantile = finite_number("quantile", quantile, low=0, low_open=True, high=1)
+    if quantile == 1:
+        raise ValueError("quantile must be in (0, 1), got 1.0")
     sample_distance, nearest_index = nearest_neighbours(samples, train_images)
     real_distance, _ = nearest_neighbours(real_reference, train_images)
     threshold = torch.quantile(real_distance.double(), quantile).item()
