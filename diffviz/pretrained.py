@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from .checkpoint import LoadedModel, load_model
 from .data import data_dir
+from .validate import resolve_device
 
 PRETRAINED = {"mnist": "mnist_unet"}  # name -> file prefix in data/pretrained/
 
 
 def pretrained_path(name: str):
     """The file prefix of the shipped model ``name`` (``data/pretrained/<prefix>``)."""
-    if name not in PRETRAINED:
+    if not isinstance(name, str) or name not in PRETRAINED:
         raise ValueError(f"unknown pretrained model {name!r}; available: {', '.join(PRETRAINED)}")
     path = data_dir() / "pretrained" / PRETRAINED[name]
     if not path.with_name(path.name + ".json").exists():
@@ -29,4 +30,4 @@ def load_pretrained(name: str = "mnist", device="cpu") -> LoadedModel:
     data scale, t (B,) int64 in [0, 999] (code t = k is the paper's t = k + 1), y (B,) digit labels
     0–9, or None for the learned null class used by classifier-free guidance.
     """
-    return load_model(pretrained_path(name), device=device)
+    return load_model(pretrained_path(name), device=resolve_device(device))

@@ -21,9 +21,10 @@ import math
 from dataclasses import dataclass, field
 from functools import cached_property
 
+import numpy as np
 import torch
 
-from .validate import check_num_steps, positive_int
+from .validate import check_num_steps, finite_number, positive_int
 
 SCHEDULES = ("linear", "cosine", "quadratic", "sigmoid")
 
@@ -40,7 +41,10 @@ class NoiseSchedule:
     params: dict = field(default_factory=dict)  # the arguments that rebuild it (for JSON configs)
 
     def __post_init__(self):
-        betas = torch.as_tensor(self.betas, dtype=torch.float64).detach().cpu()
+        try:
+            betas = torch.as_tensor(self.betas, dtype=torch.float64).detach().cpu()
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise TypeError(f"betas must be a 1-D sequence or tensor of numbers, got {self.betas!r}") from err
         if betas.ndim != 1 or betas.numel() == 0:
             raise ValueError(f"betas must be a non-empty 1-D tensor, got shape {tuple(betas.shape)}")
         if not torch.isfinite(betas).all():
@@ -117,12 +121,8 @@ def from_betas(betas, name: str = "custom") -> NoiseSchedule:
     return NoiseSchedule(torch.as_tensor(betas, dtype=torch.float64), name=name)
 
 
-def _check_unit_interval(name, value, allow_one=True):
-    ok = isinstance(value, (int, float)) and math.isfinite(value) and 0 < value
-    ok = ok and (value <= 1 if allow_one else value < 1)
-    if not ok:
-        limit = "(0, 1]" if allow_one else "(0, 1)"
-        raise ValueError(f"{name} must be a finite number in {limit}, got {value!r}")
+def _check_unit_interval(name, value):
+    return finite_number(name, value, low=0, low_open=True, high=1)  # in (0, 1]
 
 
 def linear_schedule(num_timesteps=1000, beta_start=1e-4, beta_end=0.02) -> NoiseSchedule:
@@ -147,8 +147,7 @@ def cosine_schedule(num_timesteps=1000, s=0.008, max_beta=0.999) -> NoiseSchedul
     ``betas[k] = min(1 − f(k+1) / f(k), max_beta)``.
     """
     num_timesteps = positive_int("num_timesteps", num_timesteps)
-    if not (isinstance(s, (int, float)) and math.isfinite(s) and s >= 0):
-        raise ValueError(f"s must be a finite number >= 0, got {s!r}")
+    finite_number("s", s, low=0)
     _check_unit_interval("max_beta", max_beta)
     steps = torch.arange(num_timesteps + 1, dtype=torch.float64) / num_timesteps  # paper t/T
     f = torch.cos((steps + s) / (1 + s) * math.pi / 2) ** 2
@@ -192,7 +191,7 @@ def get_schedule(name, num_timesteps=1000, **kwargs) -> NoiseSchedule:
     """
     if isinstance(name, NoiseSchedule):
         return name
-    if name not in _FACTORIES:
+    if not isinstance(name, str) or name not in _FACTORIES:
         raise ValueError(f"unknown schedule {name!r}; known schedules: {', '.join(SCHEDULES)}")
     try:
         return _FACTORIES[name](num_timesteps, **kwargs)
@@ -225,6 +224,8 @@ def sampling_timesteps(num_timesteps: int, num_steps: int, spacing: str = "trail
     """
     num_timesteps = positive_int("num_timesteps", num_timesteps)
     num_steps = check_num_steps(num_steps, num_timesteps)
+    if not isinstance(spacing, str):
+        raise ValueError(f"unknown timestep_spacing {spacing!r}; use 'leading', 'trailing' or 'linspace'")
     if spacing == "leading":
         steps = torch.arange(num_steps, dtype=torch.float64) * (num_timesteps // num_steps)
     elif spacing == "trailing":
@@ -244,7 +245,12 @@ def respace(schedule: NoiseSchedule, timesteps) -> NoiseSchedule:
     β'_i = 1 − ᾱ_{τ_i} / ᾱ_{τ_{i−1}}, with ᾱ before the first kept step equal to 1.
     Index i of the result corresponds to training timestep ``timesteps`` sorted ascending [i].
     """
-    kept = torch.sort(torch.as_tensor(timesteps, dtype=torch.long).unique()).values
+    if not isinstance(schedule, NoiseSchedule):
+        raise TypeError(f"schedule must be a NoiseSchedule, got {type(schedule).__name__}")
+    timesteps = torch.as_tensor(np.asarray(timesteps)) if not isinstance(timesteps, torch.Tensor) else timesteps
+    if timesteps.is_floating_point() or timesteps.dtype == torch.bool or timesteps.ndim != 1:
+        raise TypeError(f"timesteps must be a 1-D sequence of integers, got {timesteps!r}")
+    kept = torch.sort(timesteps.long().unique()).values
     T = schedule.num_timesteps
     if kept.numel() == 0 or kept[0] < 0 or kept[-1] >= T:
         raise ValueError(f"timesteps must be non-empty and lie in [0, {T - 1}], got {timesteps!r}")
