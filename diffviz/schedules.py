@@ -118,7 +118,7 @@ class NoiseSchedule:
 
 def from_betas(betas, name: str = "custom") -> NoiseSchedule:
     """A schedule from explicit betas (a sequence or a 1-D tensor in (0, 1])."""
-    return NoiseSchedule(torch.as_tensor(betas, dtype=torch.float64), name=name)
+    return NoiseSchedule(betas, name=name)
 
 
 def _check_unit_interval(name, value):
