@@ -36,11 +36,9 @@ def finite_number(name: str, value, *, low: float | None = None, high: float | N
     too_low = low is not None and (value <= low if low_open else value < low)
     too_high = high is not None and value > high
     if not math.isfinite(value) or too_low or too_high:
-        left = "(" if low_open else "["
-        lo = "-inf" if low is None else f"{low:g}"
-        hi = "inf" if high is None else f"{high:g}"
-        raise ValueError(f"{name} must be a finite number in {left}{lo}, {hi}{']' if high is not None else ')'}, "
-                         f"got {value!r}")
+        left = "(-inf" if low is None else f"{'(' if low_open else '['}{low:g}"
+        right = "inf)" if high is None else f"{high:g}]"
+        raise ValueError(f"{name} must be a finite number in {left}, {right}, got {value!r}")
     return value
 
 
