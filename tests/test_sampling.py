@@ -176,3 +176,21 @@ def test_sampling_matches_numbers_recorded_before_the_refactor(name):
     assert traj.sample.flatten()[:4].tolist() == pytest.approx(first, rel=1e-6, abs=1e-6)
     assert float(traj.x0_hat.double().abs().sum()) == pytest.approx(x0_sum, rel=1e-6)
     assert float(traj.eps.double().abs().sum()) == pytest.approx(eps_sum, rel=1e-6)
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim"])
+@pytest.mark.parametrize("spacing", ["trailing", "leading", "linspace"])
+def test_trajectory_timesteps_are_the_ones_the_model_saw(sampler, spacing):
+    """Explorers read trajectory.timesteps instead of recomputing them: they must be exactly the
+    model's t at each step, for every spacing (DDPM with fewer steps runs a respaced chain)."""
+    seen = []
+
+    def model(x, t, y=None):
+        seen.append(int(t[0]))
+        return torch.zeros_like(x)
+
+    traj = dv.sample(model, SCHED, (2, 2), sampler=sampler, num_steps=7, eta=0.3, timestep_spacing=spacing,
+                     record=False)
+    assert traj.timesteps.tolist() == seen == dv.sampling_timesteps(1000, 7, spacing).tolist()
+    assert (traj.sampler, traj.timestep_spacing, traj.guidance_scale) == (sampler, spacing, None)
+    assert traj.eta == (0.3 if sampler == "ddim" else 0.0)
