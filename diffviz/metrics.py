@@ -31,7 +31,7 @@ from torch import nn
 from safetensors.torch import load_file
 
 from .data import data_dir
-from .validate import finite_number, positive_int
+from .validate import check_labels, finite_number, positive_int
 
 IMAGE_SHAPE = (1, 28, 28)
 
@@ -131,14 +131,11 @@ def _model(classifier) -> MnistClassifier:
 
 
 def _check_labels(labels, count, num_classes) -> torch.Tensor:
-    labels = torch.as_tensor(np.asarray(labels)) if not isinstance(labels, torch.Tensor) else labels
-    if labels.shape != (count,) or labels.is_floating_point() or labels.dtype == torch.bool:
-        raise ValueError(f"labels must be integers of shape ({count},), got {labels.dtype} of shape "
-                         f"{tuple(labels.shape)}")
-    if labels.numel() and (labels.min() < 0 or labels.max() >= (num_classes or labels.max() + 1)):
-        raise ValueError(f"labels must be class indices in [0, {num_classes - 1}], "
-                         f"got values in [{int(labels.min())}, {int(labels.max())}]")
-    return labels.long().cpu()
+    """(N,) integer class labels in [0, num_classes − 1] (any range when num_classes is None)."""
+    labels = check_labels(labels, count, num_classes, name="labels")
+    if not isinstance(labels, torch.Tensor) or labels.shape != (count,):
+        raise ValueError(f"labels must be integers of shape ({count},), one per image, got {labels!r}")
+    return labels.cpu()
 
 
 # ----------------------------------------------------------------------------- classifier outputs

@@ -12,8 +12,8 @@
   Upsampling is nearest-neighbour to the size of the matching skip, then a 3×3 convolution.
 - Shape letters: B batch, C channels, H, W height and width, E embedding width.
 
-Forward has no data-dependent Python control flow, so it can be ``torch.compile``d; the value check
-on ``y`` is skipped while compiling (or when ``model.check_values = False``).
+Forward has no data-dependent Python control flow, so it can be ``torch.compile``d; the value checks
+on ``t`` and ``y`` are skipped while compiling (or when ``model.check_values = False``).
 """
 from __future__ import annotations
 
