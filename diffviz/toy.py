@@ -45,6 +45,8 @@ class ToyMLP(nn.Module):
 
     def __init__(self, config: ToyConfig | None = None):
         super().__init__()
+        if config is not None and not isinstance(config, ToyConfig):
+            raise TypeError(f"config must be a ToyConfig or None, got {type(config).__name__}")
         self.config = config = config or ToyConfig()
         H = config.hidden
         self.x_in = nn.Linear(config.data_dim, H)

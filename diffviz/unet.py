@@ -117,6 +117,8 @@ class UNet(nn.Module):
 
     def __init__(self, config: UNetConfig):
         super().__init__()
+        if not isinstance(config, UNetConfig):
+            raise TypeError(f"config must be a UNetConfig (e.g. preset('tiny')), got {type(config).__name__}")
         self.config = config
         self.check_values = True  # check t's and y's values in forward (skipped under torch.compile)
         ch, E = config.base_channels, config.time_embed_dim
@@ -234,12 +236,16 @@ class UNet(nn.Module):
 
 def num_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     """Number of parameters (all of them, or only those with requires_grad)."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
 def shape_tour(model: UNet, x: torch.Tensor, t, y=None) -> list[tuple[str, tuple]]:
     """Run ``model(x, t, y)`` once and return (block name, output shape) for every block, in order:
     conv_in, down.0 … , mid.0, mid.1, up.0 … , out. For printing in a notebook."""
+    if not isinstance(model, UNet):
+        raise TypeError(f"model must be a UNet, got {type(model).__name__}")
     tour, handles = [], []
     named = [("conv_in", model.conv_in), ("out", model.out)]
     named += [(f"{part}.{i}", block) for part in ("down", "mid", "up") for i, block in enumerate(getattr(model, part))]

@@ -19,6 +19,10 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -
     Args: t (B,) timesteps (int or float; 0-based, code t = k is the paper's t = k + 1); dim even.
     Returns: (B, dim) float32.
     """
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 2 or dim % 2:
+        raise ValueError(f"dim must be an even int >= 2 (sin and cos halves), got {dim!r}")
+    if not isinstance(t, torch.Tensor) or t.ndim != 1:
+        raise TypeError(f"t must be a (B,) tensor of timesteps, got {t!r}")
     half = dim // 2
     exponent = -math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / max(half - 1, 1)
     args = t.float()[:, None] * torch.exp(exponent)[None, :]  # (B, half)

@@ -185,7 +185,13 @@ ROWS = [
     ("unet config in_channels string", lambda: UNetConfig(in_channels="1"), TE, "in_channels must be a positive int"),
     ("unet preset unknown", lambda: preset("huge"), V, "unknown UNet preset 'huge'"),
     ("unet preset list", lambda: preset(["tiny"]), V, "unknown UNet preset"),
+    ("unet dict config", lambda: UNet({"image_size": 8}), TE, "config must be a UNetConfig"),
+    ("shape_tour not a UNet", lambda: dv.shape_tour(TOY, IMG, 3), TE, "model must be a UNet"),
+    ("num_parameters not a module", lambda: dv.num_parameters("unet"), TE, "model must be a torch.nn.Module"),
+    ("timestep_embedding odd dim", lambda: dv.timestep_embedding(torch.tensor([1, 2]), 7), V, "dim must be an even int"),
+    ("timestep_embedding int t", lambda: dv.timestep_embedding(5, 8), TE, r"t must be a \(B,\) tensor"),
     # ----- the toy MLP
+    ("toy dict config", lambda: ToyMLP({"hidden": 8}), TE, "config must be a ToyConfig"),
     ("toy t = 5000", lambda: TOY(torch.zeros(2, 2), 5000), V, "t=5000 is out of range"),
     ("toy t tensor -7", lambda: TOY(torch.zeros(2, 2), torch.tensor([-7, 0])), V, "t out of range"),
     ("toy double input", lambda: TOY(torch.zeros(2, 2, dtype=torch.float64), 3), TE, "dtype torch.float64"),
