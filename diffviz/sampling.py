@@ -117,6 +117,31 @@ def _check_against_model(eps_model, schedule, y):
     return config.num_classes
 
 
+def _check_arguments(eps_model, schedule, shape, sampler, num_steps, eta, generator, y, guidance_scale, x_T,
+                     variance, **flags):
+    """``sample``'s checks, all in one place. Returns the normalised (shape, num_steps, eta,
+    guidance_scale, y): y as None, an int or an int64 tensor, in the model's label range."""
+    if not callable(eps_model):
+        raise TypeError(f"eps_model must be callable as eps_model(x_t, t[, y]), got {type(eps_model).__name__}")
+    check_schedule(schedule)
+    shape = _check_shape(shape)
+    one_of("sampler", sampler, SAMPLERS)
+    num_steps = check_num_steps(num_steps, schedule.num_timesteps)
+    eta = finite_number("eta", eta, low=0)
+    check_generator(generator)
+    one_of("variance", variance, VARIANCE_TYPES)
+    for name, flag in flags.items():
+        check_bool(name, flag)
+    if x_T is not None:
+        _check_x_T(x_T, shape)
+    if guidance_scale is not None:
+        guidance_scale = finite_number("guidance_scale", guidance_scale)
+        if y is None:
+            raise ValueError("guidance_scale needs class labels y")
+    num_classes = _check_against_model(eps_model, schedule, y)
+    return shape, num_steps, eta, guidance_scale, check_labels(y, shape[0], num_classes)
+
+
 def _labels(y, batch, device):
     if y is None:
         return None
@@ -164,27 +189,11 @@ def sample(eps_model, schedule, shape, sampler="ddpm", num_steps=None, eta=0.0, 
     model's config when it has one); the steps then run unchecked, and a model's own per-call value
     checks (``check_values``) are switched off for the loop.
     """
-    if not callable(eps_model):
-        raise TypeError(f"eps_model must be callable as eps_model(x_t, t[, y]), got {type(eps_model).__name__}")
-    check_schedule(schedule)
-    shape = _check_shape(shape)
-    one_of("sampler", sampler, SAMPLERS)
-    num_steps = check_num_steps(num_steps, schedule.num_timesteps)
-    eta = finite_number("eta", eta, low=0)
-    check_generator(generator)
-    one_of("variance", variance, VARIANCE_TYPES)
-    for name, flag in (("record", record), ("clip_sample", clip_sample), ("progress", progress)):
-        check_bool(name, flag)
+    shape, num_steps, eta, guidance_scale, y = _check_arguments(
+        eps_model, schedule, shape, sampler, num_steps, eta, generator, y, guidance_scale, x_T, variance,
+        record=record, clip_sample=clip_sample, progress=progress)
     if cuda_graph is not None:
         check_bool("cuda_graph", cuda_graph)
-    if x_T is not None:
-        _check_x_T(x_T, shape)
-    if guidance_scale is not None:
-        guidance_scale = finite_number("guidance_scale", guidance_scale)
-        if y is None:
-            raise ValueError("guidance_scale needs class labels y")
-    num_classes = _check_against_model(eps_model, schedule, y)
-    y = check_labels(y, shape[0], num_classes)
     kept, steps, step_schedule = _plan(schedule, sampler, num_steps, timestep_spacing)
     device = _model_device(eps_model, device)
     if cuda_graph and device.type != "cuda":
