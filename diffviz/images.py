@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}  # file suffix → PIL format
+
 
 def to_uint8(x) -> np.ndarray:
     """[-1, 1] → {0, …, 255}: round((clip(x, -1, 1) + 1) · 127.5). Returns uint8, same shape."""
@@ -47,7 +49,7 @@ def make_grid(x, nrow: int | None = None, padding: int = 1, pad_value: float = 1
 
 
 def save_image_grid(x, path, nrow: int | None = None, scale: int = 1, padding: int = 1) -> Path:
-    """Save ``make_grid(x, nrow, padding)`` as a PNG, enlarged ``scale`` times (nearest neighbour,
+    """Save ``make_grid(x, nrow, padding)`` as a PNG or JPEG (from the suffix), enlarged ``scale`` times (nearest neighbour,
     so 8×8 digits stay visible). Written to a temp file, then moved into place. Returns the path."""
     from PIL import Image
 
@@ -57,8 +59,13 @@ def save_image_grid(x, path, nrow: int | None = None, scale: int = 1, padding: i
     grid = grid.repeat(scale, axis=0).repeat(scale, axis=1)
     image = Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
     path = Path(path)
+    if path.suffix.lower() not in IMAGE_FORMATS:
+        raise ValueError(f"path {str(path)!r}: unknown image type; use one of {', '.join(IMAGE_FORMATS)}")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    image.save(tmp, format="PNG")
-    os.replace(tmp, path)
+    try:
+        image.save(tmp, format=IMAGE_FORMATS[path.suffix.lower()])
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # nothing left behind when the write or the rename failed
     return path

@@ -323,11 +323,11 @@ class Trainer:
         if directory is None:
             raise ValueError("save_checkpoint needs a directory (config.checkpoint_dir is None)")
         self._check_finite()  # never save a NaN state over the last good one
+        self._saved_step = self.step
         rng = {"generator": self.generator.get_state(), **self._torch_rng,
                **distributed.gather_rng_states(self._torch_rng)}  # "torch_cpu@1", ...: the other ranks'
         if not self.dist.is_main:
             return None
-        self._saved_step = self.step
         self.last_checkpoint = ckpt.save_checkpoint(
             directory, self.model, self.schedule, ema_model=self.ema_model, optimizer=self.optimizer,
             train_config=asdict(self.config), step=self.step, images_seen=self.images_seen,

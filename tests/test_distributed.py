@@ -93,7 +93,7 @@ def test_torchrun_two_processes_match_one_process_and_resume(tmp_path):
     assert first.count("step       3  loss") == 1 and first.count("done: step 6") == 1  # rank 0 prints
     assert "resumed from" in second and second.count("done: step 12") == 1
     run = tmp_path / "run"
-    assert sorted(p.name for p in run.iterdir()) == ["latest", "step-000006", "step-000009", "step-000012"]
+    assert sorted(p.name for p in run.iterdir()) == ["latest", "run.log", "step-000006", "step-000009", "step-000012"]
     with safe_open(str(run / "step-000012" / "train_state.safetensors"), "pt") as f:
         assert {"rng.torch_cpu", "rng.torch_cpu@1"} <= set(f.keys())  # both ranks' dropout streams
     assert json.loads((run / "step-000012" / "config.json").read_text())["meta"]["images_seen"] == 12 * 16
