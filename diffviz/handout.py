@@ -159,7 +159,7 @@ def execute_notebook(path: Path, timeout: int = 600):
     executed notebook. Raises HandoutError naming the notebook when a cell fails."""
     import nbformat
     from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
     from .widgets import HANDOUT_ENV
 
@@ -172,8 +172,21 @@ def execute_notebook(path: Path, timeout: int = 600):
         client.execute(env=env)
     except CellExecutionError as err:
         raise HandoutError(f"{path}: a cell failed while building the handout:\n{err}") from err
+    except (CellTimeoutError, DeadKernelError) as err:  # one line: which notebook, which cell, what
+        what = f"ran longer than --timeout {timeout} s" if isinstance(err, CellTimeoutError) else "killed the kernel"
+        raise HandoutError(f"{path}: {running_cell(nb)} {what}") from err
     nb.metadata.pop("widgets", None)  # widget state: MBs of JS no static page can use
     return nb
+
+
+def running_cell(nb) -> str:
+    """"cell N (`first line`)": the last code cell that started running (it has an execution count)."""
+    started = [(i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.get("execution_count")]
+    if not started:
+        return "the first code cell"
+    i, cell = started[-1]
+    first = next((line for line in cell.source.splitlines() if line.strip()), "")
+    return f"cell {i + 1} (`{first[:60]}`)"
 
 
 def notebook_html(nb, title: str) -> str:
@@ -269,7 +282,7 @@ def build_handouts(paths, out_dir, pdf: bool = True, timeout: int = 600, log=pri
         try:
             files = build_handout(nb, out_dir, pdf, timeout)
         except HandoutError as err:
-            failed.append(f"{nb}: {err}")
+            failed.append(str(err) if str(err).startswith(str(nb)) else f"{nb}: {err}")
             log(f"FAILED {nb}")
             continue
         built.append(files)
