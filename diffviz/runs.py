@@ -70,6 +70,8 @@ def check_start(folder, resume: bool, overwrite: bool):
     if found and not resume and not overwrite:
         raise RunFolderError(f"checkpoint_dir {str(folder)!r} already holds checkpoints of a run; pass --resume "
                              f"to continue it, or --overwrite to delete them and start again")
+    if not found:
+        append_log(folder, "new run" if not overwrite else "new run (--overwrite: nothing to delete)")
     if found and overwrite:
         for path in folder.iterdir():
             if _is_checkpoint_entry(path) or path.name.endswith(".tmp"):

@@ -43,7 +43,7 @@ def assert_same_tensors(a: dict, b: dict):
 def test_layout_and_latest(run):
     tmp_path, trainer = run
     root = tmp_path / "run"
-    assert sorted(p.name for p in root.iterdir()) == ["latest", "step-000004", "step-000008"]
+    assert sorted(p.name for p in root.iterdir()) == ["latest", "run.log", "step-000004", "step-000008"]
     assert (root / "latest").read_text().strip() == "step-000008"
     assert sorted(p.name for p in (root / "step-000008").iterdir()) == [
         "config.json", "ema.safetensors", "model.safetensors", "train_state.safetensors"]
