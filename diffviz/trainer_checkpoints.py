@@ -20,12 +20,15 @@ class TrainerCheckpoints:
     """``save_checkpoint``, ``resume`` and their checks, for ``Trainer``."""
 
     def _check_run_folder(self, config):
-        """Usable folder with room for a checkpoint; no earlier run overwritten; no live run inside."""
-        tensors = [*self.model.parameters(), *self.model.buffers()]
-        need = 4 * sum(t.numel() * t.element_size() for t in tensors) + (1 << 20)  # weights, EMA, AdamW m, v
-        runs.check_usable(config.checkpoint_dir, need)
+        """A writable folder; no earlier run overwritten by accident; no live run inside."""
+        runs.check_usable(config.checkpoint_dir)
         with runs.RunLock(config.checkpoint_dir):
             runs.check_start(config.checkpoint_dir, config.resume, config.overwrite)
+
+    def _check_free_space(self, folder):
+        tensors = [*self.model.parameters(), *self.model.buffers()]
+        need = 4 * sum(t.numel() * t.element_size() for t in tensors) + (1 << 20)  # weights, EMA, AdamW m, v
+        runs.check_usable(folder, need)
 
     def _check_finite(self):
         """Raise NonFiniteLossError at the first NaN/inf loss not yet checked."""
@@ -62,10 +65,12 @@ class TrainerCheckpoints:
             extra={"generator_device": self.device.type})
         return self.last_checkpoint
 
-    def resume(self, path):
+    def resume(self, path, check_settings: bool = True):
         """Restore model, EMA, optimizer, step count, losses and RNG states from a checkpoint
-        (a step-XXXXXX folder, or a checkpoint_dir whose ``latest`` is followed)."""
-        self._check_resume_settings(path)
+        (a step-XXXXXX folder, or a checkpoint_dir whose ``latest`` is followed). Its settings must
+        continue this run (see ``runs.SAFE_TO_CHANGE``); ``check_settings=False``: checked already."""
+        if check_settings:
+            self._check_resume_settings(path)
         implementation = [{k: g[k] for k in ("foreach", "fused", "capturable")} for g in self.optimizer.param_groups]
         state = ckpt.load_train_state(path, self.model, self.ema_model, self.optimizer)
         for group, flags in zip(self.optimizer.param_groups, implementation):

@@ -68,6 +68,10 @@ class Trainer(TrainerCheckpoints):
             raise ValueError(f"bf16=True needs a CUDA device, got device={config.device!r}")
         if config.num_threads:
             torch.set_num_threads(config.num_threads)
+        if config.checkpoint_dir and self.dist.is_main:  # before any slow work, and long before the first save
+            self._check_run_folder(config)
+        if config.resume:  # a resume that would silently change the run is refused now
+            self._check_resume_settings(config.checkpoint_dir)
         self._rng_devices = [self.device] if self.device.type == "cuda" else []
         self._set_data(dataset if dataset is not None else
                        load_dataset(config.dataset, split="train", n=config.num_data, seed=config.seed))
@@ -91,10 +95,10 @@ class Trainer(TrainerCheckpoints):
             fast.prepare(self)
             self._q_tables = q_sample_tables(self.schedule, self.device)  # (√ᾱ, √(1−ᾱ)) on the device
         self.last_checkpoint, self._saved_step, self._checked = None, None, 0  # saves; losses checked finite
-        if config.checkpoint_dir and self.dist.is_main:  # before the first step, not at the first save
-            self._check_run_folder(config)
+        if config.checkpoint_dir and self.dist.is_main:
+            self._check_free_space(config.checkpoint_dir)
         if config.resume:
-            self.resume(config.checkpoint_dir)
+            self.resume(config.checkpoint_dir, check_settings=False)
         self.train_model = self.model  # what compute_loss calls: the model, wrapped for DDP / compiled
         if self.dist.world_size > 1:
             self.train_model = distributed.wrap_model(self.model, self.device)
