@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import re
 import shutil
 import tempfile
@@ -88,13 +87,6 @@ def _weights(model) -> dict:
     return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
 
 
-def _versions() -> dict:
-    from . import __version__
-    import safetensors
-    return {"diffviz": __version__, "torch": torch.__version__, "safetensors": safetensors.__version__,
-            "python": platform.python_version()}
-
-
 # ----- saving -----
 def save_checkpoint(directory, model, schedule, *, ema_model=None, optimizer=None, train_config=None,
                     step=0, images_seen=0, wall_time=0.0, rng_states=None, losses=None, keep=3,
@@ -117,7 +109,7 @@ def save_checkpoint(directory, model, schedule, *, ema_model=None, optimizer=Non
         files["train_state.safetensors"] = io.write_tensors(tmp / "train_state.safetensors", tensors,
                                                           metadata={"json": json.dumps(scalars)})
         meta = {"step": step, "images_seen": images_seen, "wall_time": wall_time,
-                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": _versions()}
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": io.versions()}
         config = {"format": "diffviz-checkpoint", "format_version": FORMAT_VERSION,
                   "model": model_to_config(model), "schedule": schedule.to_config(),
                   "train_config": train_config, "meta": meta, "files": files}
@@ -281,18 +273,10 @@ def export_model(model, schedule, path_prefix, dtype=torch.float16, metadata=Non
     prefix.parent.mkdir(parents=True, exist_ok=True)
     weights = {k: v.to(dtype) if v.is_floating_point() else v for k, v in _weights(model).items()}
     tensor_path = prefix.with_name(prefix.name + ".safetensors")
-    fd, tmp = tempfile.mkstemp(prefix=f".{tensor_path.name}-", suffix=".tmp", dir=prefix.parent)
-    os.close(fd)
-    try:
-        info = io.write_tensors(Path(tmp), weights)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, tensor_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    info = io.write_tensors_atomic(tensor_path, weights)
     config = {"format": "diffviz-model", "format_version": FORMAT_VERSION, "model": model_to_config(model),
               "schedule": schedule.to_config(), "dtype": str(dtype).removeprefix("torch."),
-              "weights": {"file": tensor_path.name, **info}, "versions": _versions(), "metadata": metadata or {}}
+              "weights": {"file": tensor_path.name, **info}, "versions": io.versions(), "metadata": metadata or {}}
     json_path = prefix.with_name(prefix.name + ".json")
     io.write_text_atomic(json_path, json.dumps(io.seal_config(config), indent=2))
     return json_path

@@ -14,8 +14,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import platform
 import tempfile
 import time
+from importlib import metadata
 from pathlib import Path
 
 from safetensors import SafetensorError, safe_open
@@ -67,6 +69,32 @@ def write_text_atomic(path: Path, text: str):
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_tensors_atomic(path: Path, tensors: dict) -> dict:
+    """``write_tensors`` into a temp file next to ``path``, then ``os.replace``: never a half file."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        info = write_tensors(Path(tmp), tensors)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return info
+
+
+def versions() -> dict:
+    """Versions of diffviz, torch, safetensors and Python, recorded in every config."""
+    import safetensors
+    import torch
+    try:  # from the installed metadata: importing the diffviz package from here would be a cycle
+        diffviz = metadata.version("diffviz")
+    except metadata.PackageNotFoundError:
+        diffviz = "unknown"
+    return {"diffviz": diffviz, "torch": torch.__version__, "safetensors": safetensors.__version__,
+            "python": platform.python_version()}
 
 
 def pause_for_tests():

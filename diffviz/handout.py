@@ -166,27 +166,25 @@ def execute_notebook(path: Path, timeout: int = 600):
     nb = nbformat.read(path, as_version=4)
     env = {**os.environ, HANDOUT_ENV: "1", "PLOTLY_RENDERER": "plotly_mimetype"}  # figures as JSON: we convert
     env.pop("MPLBACKEND", None)  # Agg would hide inline matplotlib figures
+    started = []  # index of each cell sent to the kernel: the last one is the one running
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent)}})
+                            resources={"metadata": {"path": str(path.parent)}},
+                            on_cell_execute=lambda cell, cell_index: started.append(cell_index))
     try:
         client.execute(env=env)
     except CellExecutionError as err:
         raise HandoutError(f"{path}: a cell failed while building the handout:\n{err}") from err
     except (CellTimeoutError, DeadKernelError) as err:  # one line: which notebook, which cell, what
         what = f"ran longer than --timeout {timeout} s" if isinstance(err, CellTimeoutError) else "killed the kernel"
-        raise HandoutError(f"{path}: {running_cell(nb)} {what}") from err
+        raise HandoutError(f"{path}: {cell_name(nb, started[-1] if started else 0)} {what}") from err
     nb.metadata.pop("widgets", None)  # widget state: MBs of JS no static page can use
     return nb
 
 
-def running_cell(nb) -> str:
-    """"cell N (`first line`)": the last code cell that started running (it has an execution count)."""
-    started = [(i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.get("execution_count")]
-    if not started:
-        return "the first code cell"
-    i, cell = started[-1]
-    first = next((line for line in cell.source.splitlines() if line.strip()), "")
-    return f"cell {i + 1} (`{first[:60]}`)"
+def cell_name(nb, index: int) -> str:
+    """"cell N (`its first line`)", N counted from 1 over all cells, as JupyterLab shows them."""
+    first = next((line for line in nb.cells[index].source.splitlines() if line.strip()), "")
+    return f"cell {index + 1} (`{first[:60]}`)"
 
 
 def notebook_html(nb, title: str) -> str:
