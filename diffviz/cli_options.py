@@ -103,11 +103,13 @@ def train_config(args):
     checkpoint's saved train config. Without --checkpoint-dir a new run folder is made (and named)."""
     from .checkpoint import checkpoint_config
     from .distributed import launched_by_torchrun
-    from .runs import has_checkpoints
+    from .runs import RunLock, check_fresh, check_usable, has_checkpoints
     from .training import TrainConfig
 
     names = {f.name for f in fields(TrainConfig)}
     given = {k: v for k, v in vars(args).items() if k in names and v is not None}
+    if args.resume and args.overwrite:
+        raise ValueError("--resume and --overwrite exclude each other: continue the run, or start it again")
     if args.resume:
         if not args.checkpoint_dir:
             raise ValueError("--resume needs --checkpoint-dir (the run folder to continue)")
@@ -129,7 +131,12 @@ def train_config(args):
             raise ValueError("under torchrun, pass --checkpoint-dir (every process must name the same folder)")
         given["checkpoint_dir"] = default_run_folder(args.dataset or "digits", args.model or "auto")
         print(f"diffviz: note: no --checkpoint-dir given: saving the run in {given['checkpoint_dir']}", file=sys.stderr)
-    return TrainConfig(**given)
+    config = TrainConfig(**given)
+    if not launched_by_torchrun() or int(os.environ.get("RANK", "0")) == 0:  # before any slow work
+        check_usable(config.checkpoint_dir)
+        with RunLock(config.checkpoint_dir):
+            check_fresh(config.checkpoint_dir, overwrite=bool(args.overwrite))
+    return config
 
 
 def default_run_folder(dataset: str, model: str) -> str:

@@ -6,8 +6,8 @@ waits. Everything here is standard PyTorch, aimed at that:
 
 - bf16 autocast (``TrainConfig.bf16``) and ``channels_last`` weights: tensor-core convolutions.
 - fused AdamW (one kernel updates every parameter) with the learning rate in a device tensor.
-- the step body is the Trainer's own (``Trainer.optimize``: loss, backward, clipping, AdamW, the one
-  EMA function ``training.ema_update_``); here the lr and EMA weight are device tensors.
+- the step body is the Trainer's own (``Trainer.train_step``: loss, backward, clipping, AdamW, the
+  one EMA function ``training.ema_update_``); here the lr and EMA weight are device tensors.
 - ``q_sample`` from device tables (``diffusion.q_sample_from_tables``): no copy of t to the CPU.
 - ``FastTrainStep``: the whole step (batch, t and ε draws, forward, backward, clipping, AdamW,
   EMA) captured once as a CUDA graph and replayed with ONE launch per step.
@@ -53,7 +53,7 @@ def prepare(trainer):
 class FastTrainStep:
     """One training step with no host-device sync; on CUDA replayed from a CUDA graph.
 
-    The body is ``Trainer.optimize`` — the plain path's step: ``compute_loss`` (batch, t, ε and
+    The body is ``Trainer.train_step`` — the plain path's step: ``compute_loss`` (batch, t, ε and
     label-dropout draws from ``trainer.generator``, forward) + backward + clipping + AdamW (fused
     here) + the foreach EMA — and the two numbers that change from step to step, the learning rate and the EMA weight, are read
     from 0-dim device tensors that ``__call__`` fills first. So every step runs the same kernels on
@@ -80,10 +80,13 @@ class FastTrainStep:
         self.loss = torch.zeros((), device=self.device)  # the last step's loss
 
     def body(self):
-        """The step itself, as it runs eagerly or is captured: ``Trainer.optimize`` on a fresh batch,
-        with the lr and EMA weight read from device tensors. Expects .grad to be None."""
+        """The step itself, as it runs eagerly or is captured: ``Trainer.train_step`` on a fresh batch,
+        with the lr and EMA weight read from device tensors. Expects .grad to be None. A replay runs
+        no Python, so ``__call__`` counts the steps: the counts train_step made here are undone."""
         trainer = self.trainer
-        self.loss.copy_(trainer.optimize(*trainer.next_batch(), lr=self.lr, ema_weight=self.ema_weight))
+        counts = trainer.step, trainer.images_seen
+        self.loss.copy_(trainer.train_step(*trainer.next_batch(), lr=self.lr, ema_weight=self.ema_weight))
+        trainer.step, trainer.images_seen = counts
 
     def __call__(self) -> torch.Tensor:
         """Run one step; returns its loss, a 0-dim tensor on the device (no sync)."""

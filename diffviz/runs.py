@@ -2,7 +2,8 @@
 locked while a run writes to it, and resumed only with settings that continue the same run.
 
     check_usable(folder, need_bytes)   # a folder we can write, with room for a checkpoint — or an error now
-    check_start(folder, resume, overwrite)  # refuse to overwrite a run, or to resume a run that isn't there
+    check_resumable(folder)            # --resume: the folder must hold a checkpoint (a mistyped name does not)
+    check_fresh(folder, overwrite)     # a new run: refuse an earlier run's checkpoints, or delete them (--overwrite)
     RunLock(folder)                    # LOCK holds our PID; a dead process's lock is recovered with a warning
     resume_differences(saved, new)     # settings that may not change on --resume: an error naming each
     append_log(folder, line)           # run.log: starts, resumes (and what changed), stops
@@ -23,7 +24,7 @@ from pathlib import Path
 LOCK_NAME, LOG_NAME = "LOCK", "run.log"
 # changing these on --resume continues the same run: how long, how often it saves, on which machine
 SAFE_TO_CHANGE = frozenset({"steps", "checkpoint_every", "keep_checkpoints", "checkpoint_dir", "resume",
-                            "overwrite", "log_every", "sample_every", "num_samples", "sample_steps",
+                            "log_every", "sample_every", "num_samples", "sample_steps",
                             "num_threads", "device", "fast", "compile", "bf16"})
 
 
@@ -59,24 +60,26 @@ def check_usable(folder, need_bytes: int = 0):
                              f"this model needs about {need_bytes / 1e6:.1f} MB")
 
 
-def check_start(folder, resume: bool, overwrite: bool):
-    """Refuse to write over an earlier run's checkpoints, and to "resume" a run that isn't there.
-    With ``overwrite`` the old checkpoints are deleted (call this under the folder's lock)."""
-    folder = Path(folder)
-    found = has_checkpoints(folder)
-    if resume and not found:
+def check_resumable(folder):
+    """``--resume`` needs a checkpoint to resume: a mistyped folder is an error, not a fresh start."""
+    if not has_checkpoints(folder):
         raise RunFolderError(f"--resume: {str(folder)!r} holds no checkpoint to resume (is the folder name "
                              f"right?); drop --resume to start a new run there")
-    if found and not resume and not overwrite:
+
+
+def check_fresh(folder, overwrite: bool = False):
+    """A new run in ``folder``: refuse to write over an earlier run's checkpoints, or, with
+    ``overwrite``, delete them first. Call it holding the folder's ``RunLock``."""
+    folder = Path(folder)
+    if not has_checkpoints(folder):
+        return
+    if not overwrite:
         raise RunFolderError(f"checkpoint_dir {str(folder)!r} already holds checkpoints of a run; pass --resume "
                              f"to continue it, or --overwrite to delete them and start again")
-    if not found:
-        append_log(folder, "new run" if not overwrite else "new run (--overwrite: nothing to delete)")
-    if found and overwrite:
-        for path in folder.iterdir():
-            if _is_checkpoint_entry(path) or path.name.endswith(".tmp"):
-                shutil.rmtree(path) if path.is_dir() else path.unlink()
-        append_log(folder, "overwrite: deleted the earlier run's checkpoints")
+    for path in folder.iterdir():
+        if _is_checkpoint_entry(path) or path.name.endswith(".tmp"):
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    append_log(folder, "overwrite: deleted the earlier run's checkpoints")
 
 
 def _alive(pid: int) -> bool:

@@ -8,7 +8,7 @@ import torch
 
 from .toy import ToyConfig, ToyMLP
 from .unet import PRESETS, UNet, preset
-from .validate import finite_number, positive_int
+from .validate import check_num_steps, finite_number, positive_int
 
 
 @dataclass
@@ -37,16 +37,15 @@ class TrainConfig:
     checkpoint_dir: str | None = None  # folder for checkpoints (None = no checkpoints)
     checkpoint_every: int = 0  # save every N steps (0 = only at the end and when stopped); needs checkpoint_dir
     keep_checkpoints: int = 3  # keep the newest K checkpoints
-    resume: bool = False  # continue from checkpoint_dir's latest checkpoint (an error if it has none)
-    overwrite: bool = False  # start again in a checkpoint_dir that holds checkpoints (they are deleted)
+    resume: bool = False  # continue from checkpoint_dir's latest checkpoint (an error if it has none);
+    # without it, fit() refuses a checkpoint_dir holding another run's checkpoints (see diffviz.runs)
     log_every: int = 50  # report a TrainEvent to the callback every N steps
     sample_every: int = 0  # attach EMA samples to the event every N steps (0 = never)
     num_samples: int = 16  # how many samples to draw then
-    sample_steps: int = 25  # DDIM steps for those samples
+    sample_steps: int | None = None  # DDIM steps for those samples, at most T (None = min(25, T))
 
     def __post_init__(self):
-        for name in ("steps", "batch_size", "num_timesteps", "log_every", "num_samples", "sample_steps",
-                     "keep_checkpoints"):
+        for name in ("steps", "batch_size", "num_timesteps", "log_every", "num_samples", "keep_checkpoints"):
             positive_int(name, getattr(self, name))
         for name in ("warmup_steps", "checkpoint_every", "sample_every", "seed"):
             value = getattr(self, name)
@@ -64,13 +63,13 @@ class TrainConfig:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay!r}")
         if self.label_dropout is not None and not 0 <= finite_number("label_dropout", self.label_dropout) < 1:
             raise ValueError(f"label_dropout must be in [0, 1) or None, got {self.label_dropout!r}")
+        if self.sample_steps is not None:  # never clamped silently
+            check_num_steps(self.sample_steps, self.num_timesteps, name="sample_steps")
         if self.model not in ("auto", "toy", *PRESETS):
             raise ValueError(f"unknown model {self.model!r}; use 'auto', 'toy' or one of {', '.join(PRESETS)}")
-        if not self.checkpoint_dir and (self.checkpoint_every or self.resume or self.overwrite):
-            what = "checkpoint_every" if self.checkpoint_every else "resume" if self.resume else "overwrite"
+        if not self.checkpoint_dir and (self.checkpoint_every or self.resume):
+            what = "checkpoint_every" if self.checkpoint_every else "resume"
             raise ValueError(f"{what} needs checkpoint_dir (the folder to save to / resume from), got None")
-        if self.resume and self.overwrite:
-            raise ValueError("resume and overwrite exclude each other: continue the run, or start it again")
 
 
 @dataclass

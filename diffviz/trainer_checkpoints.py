@@ -7,6 +7,7 @@ import json
 import math
 import warnings
 from dataclasses import asdict
+from pathlib import Path
 
 from . import checkpoint as ckpt
 from . import distributed, fast, runs
@@ -20,10 +21,21 @@ class TrainerCheckpoints:
     """``save_checkpoint``, ``resume`` and their checks, for ``Trainer``."""
 
     def _check_run_folder(self, config):
-        """A writable folder; no earlier run overwritten by accident; no live run inside."""
+        """A writable folder, no live run inside, and a checkpoint there if we resume."""
         runs.check_usable(config.checkpoint_dir)
         with runs.RunLock(config.checkpoint_dir):
-            runs.check_start(config.checkpoint_dir, config.resume, config.overwrite)
+            if config.resume:
+                runs.check_resumable(config.checkpoint_dir)
+
+    def _claim_run_folder(self):
+        """At the start of fit (holding the lock): the folder is this run's — it resumed from there, or
+        saved there — or it holds no other run's checkpoints (``runs.check_fresh``)."""
+        folder = self.config.checkpoint_dir
+        if not self._owns_folder:
+            runs.check_fresh(folder)
+            runs.append_log(folder, f"new run: {self.config.dataset}, model {self.config.model}, "
+                                    f"{self.config.steps} steps")
+        self._owns_folder = True
 
     def _check_free_space(self, folder):
         tensors = [*self.model.parameters(), *self.model.buffers()]
@@ -54,6 +66,7 @@ class TrainerCheckpoints:
             raise ValueError("save_checkpoint needs a directory (config.checkpoint_dir is None)")
         self._check_finite()  # never save a NaN state over the last good one
         self._saved_step = self.step
+        self._owns_folder = self._owns_folder or directory == self.config.checkpoint_dir
         rng = {"generator": self.generator.get_state(), **self._torch_rng,
                **distributed.gather_rng_states(self._torch_rng)}  # "torch_cpu@1", ...: the other ranks'
         if not self.dist.is_main:
@@ -73,6 +86,9 @@ class TrainerCheckpoints:
             self._check_resume_settings(path)
         implementation = [{k: g[k] for k in ("foreach", "fused", "capturable")} for g in self.optimizer.param_groups]
         state = ckpt.load_train_state(path, self.model, self.ema_model, self.optimizer)
+        if self.config.checkpoint_dir:  # resumed from a checkpoint of this folder: continuing its run
+            here = Path(self.config.checkpoint_dir).resolve()
+            self._owns_folder = ckpt.resolve_checkpoint(path).resolve().parent == here or self._owns_folder
         for group, flags in zip(self.optimizer.param_groups, implementation):
             group.update(flags)  # keep this run's AdamW implementation, whatever path wrote the checkpoint
         if state.extra.get("generator_device") == self.device.type:

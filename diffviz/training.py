@@ -30,7 +30,7 @@ from .schedules import get_schedule
 from .toy import ToyMLP
 from .train_config import TrainConfig, TrainEvent, build_model  # noqa: F401  (public here too)
 from .trainer_checkpoints import NonFiniteLossError, TrainerCheckpoints  # noqa: F401
-from .validate import resolve_device
+from .validate import check_num_steps, resolve_device
 
 __all__ = ["TrainConfig", "TrainEvent", "Trainer", "build_model", "ema_update_", "train", "NonFiniteLossError"]
 
@@ -95,6 +95,7 @@ class Trainer(TrainerCheckpoints):
             fast.prepare(self)
             self._q_tables = q_sample_tables(self.schedule, self.device)  # (√ᾱ, √(1−ᾱ)) on the device
         self.last_checkpoint, self._saved_step, self._checked = None, None, 0  # saves; losses checked finite
+        self._owns_folder = False  # checkpoint_dir holds this run (resumed from it, or saved to it)
         if config.checkpoint_dir and self.dist.is_main:
             self._check_free_space(config.checkpoint_dir)
         if config.resume:
@@ -178,35 +179,29 @@ class Trainer(TrainerCheckpoints):
             eps_pred = self.train_model(x_t, t) if y is None else self.train_model(x_t, t, y)
         return F.mse_loss(eps_pred.float(), noise)
 
-    def optimize(self, x0, y, lr, ema_weight) -> torch.Tensor:
-        """The body of one step, shared by both paths: L_simple (``compute_loss``), backward,
-        gradient clipping, AdamW at learning rate ``lr``, EMA update with weight ``ema_weight`` = 1 − decay.
-        ``lr``/``ema_weight`` are floats (plain path) or 0-dim device tensors (``diffviz.fast``, read by a
-        CUDA graph at replay time). Expects ``.grad`` to be None. Returns the detached loss."""
+    def train_step(self, x0, y=None, lr=None, ema_weight=None) -> torch.Tensor:
+        """One optimizer step on L_simple (``compute_loss``): AdamW, warm-up, clipping, EMA.
+
+        Args: x0 (B, C, H, W) or (B, D) data on the device; y (B,) int64 labels or None;
+              lr, ema_weight: this step's learning rate and EMA weight 1 − decay (None = ``lr_at``,
+              ``ema_decay_at``); ``diffviz.fast`` passes 0-dim device tensors that a CUDA graph reads.
+        Returns: the loss, a detached 0-dim tensor (no device sync).
+        t, ε and label dropout come from ``self.generator``; dropout layers use torch's global RNG,
+        which ``fit`` seeds and saves (call it outside ``fit`` and dropout is not reproducible).
+        The ONE step body: the fast path (``diffviz.fast.FastTrainStep``) runs this method too.
+        """
         loss = self.compute_loss(x0, y)
+        self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.config.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = self.lr_at(self.step) if lr is None else lr
         self.optimizer.step()
-        self.update_ema(ema_weight)
-        return loss.detach()
-
-    def train_step(self, x0, y=None) -> torch.Tensor:
-        """One optimizer step (``optimize``) with warm-up lr and EMA decay, then the counters.
-
-        Args: x0 (B, C, H, W) or (B, D) data on the device; y (B,) int64 labels or None.
-        Returns: the loss, a detached 0-dim tensor (no device sync).
-        t, ε and label dropout come from ``self.generator``; dropout layers use torch's global RNG,
-        which ``fit`` seeds and saves (call it outside ``fit`` and dropout is not reproducible).
-        This is the plain path; ``fit`` on the fast path runs ``diffviz.fast.FastTrainStep`` instead.
-        """
-        self.optimizer.zero_grad(set_to_none=True)
-        loss = self.optimize(x0, y, self.lr_at(self.step), 1.0 - self.ema_decay_at(self.step + 1))
         self.step += 1
         self.images_seen += x0.shape[0] * self.dist.world_size
-        return loss
+        self.update_ema(ema_weight)
+        return loss.detach()
 
     def ema_decay_at(self, n: int) -> float:
         """The EMA decay after n steps: min(ema_decay, (1 + n) / (10 + n)) (a warm-up for the EMA)."""
@@ -234,7 +229,9 @@ class Trainer(TrainerCheckpoints):
         self.stop_requested, self._event_mark = False, len(self.losses)
         lock = runs.RunLock(cfg.checkpoint_dir) if cfg.checkpoint_dir and self.dist.is_main else nullcontext()
         with lock, self._seeded_rng(state=self._torch_rng):  # dropout continues its own seeded stream
-            while self.step < cfg.steps and not self.stop_requested:
+            if cfg.checkpoint_dir and self.dist.is_main:
+                self._claim_run_folder()  # never over another run's checkpoints
+            while self.step < cfg.steps and not self._should_stop():
                 self._pending.append(self._fast_train_step() if self.use_fast else self.train_step(*self.next_batch()))
                 if self.device.type == "cpu":  # no sync to avoid: check every step
                     self._check_finite()
@@ -256,6 +253,13 @@ class Trainer(TrainerCheckpoints):
         self._flush_losses()
         bar.close()
         return self
+
+    def _should_stop(self) -> bool:
+        """``stop_requested``; under torchrun every rank stops at the same step (a rank that stopped
+        alone would leave the others waiting in DDP's all-reduce): the ranks agree every log_every steps."""
+        if self.dist.world_size == 1:
+            return self.stop_requested
+        return self.step % self.config.log_every == 0 and distributed.any_over_ranks(self.stop_requested)
 
     def _fast_train_step(self) -> torch.Tensor:
         if self._fast_step is None:
@@ -280,10 +284,10 @@ class Trainer(TrainerCheckpoints):
     def sample_ema(self, n: int = 16, num_steps: int | None = None, seed: int = 0):
         """n DDIM samples (η = 0) from the EMA model with a fixed generator; conditional models get
         labels 0, 1, 2, … in turn. Returns: (n, *data_shape) float32 on the CPU."""
-        g = torch.Generator(self.device).manual_seed(seed)
+        T, g = self.schedule.num_timesteps, torch.Generator(self.device).manual_seed(seed)
+        num_steps = check_num_steps(num_steps or self.config.sample_steps or min(25, T), T)  # > T: an error
         y = torch.arange(n, device=self.device) % self.num_classes if self.num_classes else None
-        traj = sample(self.ema_model, self.schedule, (n, *self.data_shape), sampler="ddim",
-                      num_steps=min(num_steps or self.config.sample_steps, self.schedule.num_timesteps),
+        traj = sample(self.ema_model, self.schedule, (n, *self.data_shape), sampler="ddim", num_steps=num_steps,
                       generator=g, device=self.device, y=y, record=False)
         return traj.sample
 

@@ -63,7 +63,7 @@ ROWS = [
     ("resume-other-data", T + ["--resume", "--checkpoint-dir", "{run}", "--steps", "6", "--dataset", "moons",
                                "--lr", "1e-3"], 2, r"differences: dataset: 'digits' → 'moons'; lr: None → 0\.001"),
     ("resume+overwrite", T + ["--resume", "--overwrite", "--checkpoint-dir", "{run}", "--steps", "6"], 2,
-     r"resume and overwrite exclude each other"),
+     r"--resume and --overwrite exclude each other"),
     # ----- sample
     ("steps>T", S[:-4] + ["--steps", "5000", "--out", "{tmp}/s.png"], 2,
      r"--steps must be an int in \[1, 1000\] \(the schedule has T = 1000 timesteps\), got 5000"),

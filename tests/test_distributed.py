@@ -32,6 +32,7 @@ def test_single_process_helpers_are_identities():
     assert distributed.info() == DistInfo() and distributed.is_main_process()
     x = torch.randn(5)
     assert distributed.mean_over_ranks(x) is x and distributed.gather_rng_states({"torch_cpu": x}) == {}
+    assert distributed.any_over_ranks(True) is True and distributed.any_over_ranks(False) is False
     states = {"generator": 0, "torch_cpu": 1, "torch_cuda": 2, "torch_cpu@1": 3, "torch_cpu@2": 4}
     assert distributed.rng_states_of_rank(states, 0) == {"torch_cpu": 1, "torch_cuda": 2}
     assert distributed.rng_states_of_rank(states, 2) == {"torch_cpu": 4}

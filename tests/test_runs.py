@@ -54,13 +54,21 @@ def test_a_second_run_without_resume_is_refused_and_overwrite_starts_again(tmp_p
     Trainer(toy(tmp_path)).fit(progress=False)
     root = tmp_path / "run"
     with pytest.raises(RunFolderError, match="already holds checkpoints.*--resume.*--overwrite"):
-        Trainer(toy(tmp_path))
+        Trainer(toy(tmp_path)).fit(progress=False)  # refused before its first step
     assert names(root) == ["latest", "run.log", "step-000002", "step-000004", "step-000006"]
-    again = Trainer(toy(tmp_path, overwrite=True, steps=2))
-    assert names(root) == ["run.log"] and again.step == 0
-    again.fit(progress=False)
+    with runs.RunLock(root):
+        runs.check_fresh(root, overwrite=True)  # what --overwrite does
+    assert names(root) == ["run.log"]
+    Trainer(toy(tmp_path, steps=2)).fit(progress=False)
     assert names(root) == ["latest", "run.log", "step-000002"]
     assert "overwrite: deleted" in (root / "run.log").read_text()
+
+
+def test_a_trainer_that_resumed_from_the_folder_continues_it(tmp_path):
+    full = Trainer(toy(tmp_path)).fit(progress=False)
+    again = Trainer(toy(tmp_path))  # as notebook 04 does: a fresh trainer, then resume() from a step folder
+    again.resume(tmp_path / "run" / "step-000002").fit(progress=False)
+    assert again.losses == full.losses and (tmp_path / "run" / "latest").read_text().strip() == "step-000006"
 
 
 def test_resume_needs_a_checkpoint_and_config_checks(tmp_path):
@@ -68,13 +76,13 @@ def test_resume_needs_a_checkpoint_and_config_checks(tmp_path):
         Trainer(toy(tmp_path, resume=True))
     for bad, message in [(dict(checkpoint_dir=None), "checkpoint_every needs checkpoint_dir"),
                          (dict(checkpoint_every=0, checkpoint_dir=None, resume=True), "resume needs checkpoint_dir"),
-                         (dict(resume=True, overwrite=True), "exclude each other"),
                          (dict(grad_clip=-1.0), r"grad_clip must be a finite number in \[0, inf\), got -1\.0"),
                          (dict(lr=float("inf")), r"lr must be a finite number in \(0, inf\)"),
                          (dict(lr=0.0), r"lr must be a finite number in \(0, inf\)"),
                          (dict(num_threads=0), "num_threads must be a positive int, got 0"),
                          (dict(ema_decay=float("nan")), "ema_decay must be a finite number"),
-                         (dict(seed=-1), "seed must be an int >= 0")]:
+                         (dict(seed=-1), "seed must be an int >= 0"),
+                         (dict(num_timesteps=20, sample_steps=25), r"sample_steps must be an int in \[1, 20\]")]:
         with pytest.raises(ValueError, match=message):
             toy(tmp_path, **bad)
 
