@@ -15,4 +15,4 @@ extra=()
 if [ "$(id -u)" = 0 ]; then
   extra+=(--allow-root)
 fi
-exec .venv/bin/jupyter lab notebooks/ "${extra[@]}" "$@"
+exec .venv/bin/jupyter lab notebooks/ ${extra[@]+"${extra[@]}"} "$@"
