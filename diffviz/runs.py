@@ -119,7 +119,8 @@ class RunLock:
                 owner = self.owner()
                 if owner is not None:
                     raise RunFolderError(f"{self.path.parent} is in use by process {owner} (its {LOCK_NAME} file); "
-                                         f"wait for that run, or stop it, or use another folder") from None
+                                         f"wait for that run, stop it, or use another folder (delete {LOCK_NAME} only if that "
+                                         f"process is not a diffviz run)") from None
                 stale = self.path.read_text(encoding="utf-8").strip()
                 if stale != self.mine:
                     warnings.warn(f"{self.path}: recovered the stale lock of process {stale}, which is no longer running")
