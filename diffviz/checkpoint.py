@@ -4,8 +4,10 @@ A training run's checkpoint directory:
 
     runs/x/
       latest                  # text: the name of the newest complete checkpoint, e.g. "step-000500"
+      LOCK, run.log           # the PID of the run using the folder; its history (diffviz.runs)
       step-000500/
-        config.json           # model config, schedule config, train config, step, versions, sha256s
+        config.json           # model config, schedule config, train config, step, versions, sha256s,
+                              # and config_sha256: its own hash (a hand-edited config is refused)
         model.safetensors     # the trained weights
         ema.safetensors       # the EMA weights (what you sample with)
         train_state.safetensors  # AdamW moments, RNG states (uint8), loss history; JSON in metadata
@@ -19,10 +21,8 @@ default) and ``PREFIX.json`` — what ships in ``data/`` as a pretrained model.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import platform
 import re
 import shutil
 import tempfile
@@ -32,20 +32,15 @@ from pathlib import Path
 from typing import NamedTuple
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 
+from . import checkpoint_io as io
+from .checkpoint_io import FORMAT_VERSION, CheckpointError, read_tensors
 from .schedules import NoiseSchedule
 from .toy import ToyConfig, ToyMLP
 from .unet import UNet, UNetConfig
 
-FORMAT_VERSION = 1
 MODEL_TYPES = {"unet": (UNet, UNetConfig), "toy_mlp": (ToyMLP, ToyConfig)}  # name → (class, config)
 _STEP_DIR = re.compile(r"^step-(\d+)$")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint or exported model that is missing, corrupt, or does not fit the model."""
 
 
 class LoadedModel(NamedTuple):
@@ -92,52 +87,6 @@ def _weights(model) -> dict:
     return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
 
 
-# ----- low-level, durable file writes -----
-def _fsync_path(path: Path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _write_tensors(path: Path, tensors: dict, metadata: dict | None = None) -> dict:
-    """save_file + fsync; returns {"sha256", "bytes"} for config.json."""
-    save_file(tensors, str(path), metadata=metadata)
-    _fsync_path(path)
-    return {"sha256": _sha256(path), "bytes": path.stat().st_size}
-
-
-def _write_text_atomic(path: Path, text: str):
-    """Write ``text`` to ``path`` via a temp file in the same folder and ``os.replace``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes private files; these are ordinary outputs
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _versions() -> dict:
-    from . import __version__
-    import safetensors
-    return {"diffviz": __version__, "torch": torch.__version__, "safetensors": safetensors.__version__,
-            "python": platform.python_version()}
-
-
 # ----- saving -----
 def save_checkpoint(directory, model, schedule, *, ema_model=None, optimizer=None, train_config=None,
                     step=0, images_seen=0, wall_time=0.0, rng_states=None, losses=None, keep=3,
@@ -152,25 +101,27 @@ def save_checkpoint(directory, model, schedule, *, ema_model=None, optimizer=Non
     tmp = Path(tempfile.mkdtemp(prefix=f"ckpt-{step:06d}-", suffix=".tmp", dir=root))
     try:
         tmp.chmod(0o755)  # mkdtemp makes a private folder; a checkpoint is an ordinary output
-        files = {"model.safetensors": _write_tensors(tmp / "model.safetensors", _weights(model))}
+        files = {"model.safetensors": io.write_tensors(tmp / "model.safetensors", _weights(model))}
+        io.pause_for_tests()  # ... and here: a temp folder with only some of its files
         if ema_model is not None:
-            files["ema.safetensors"] = _write_tensors(tmp / "ema.safetensors", _weights(ema_model))
+            files["ema.safetensors"] = io.write_tensors(tmp / "ema.safetensors", _weights(ema_model))
         tensors, scalars = _train_state_tensors(optimizer, rng_states, losses, extra)
-        files["train_state.safetensors"] = _write_tensors(tmp / "train_state.safetensors", tensors,
+        files["train_state.safetensors"] = io.write_tensors(tmp / "train_state.safetensors", tensors,
                                                           metadata={"json": json.dumps(scalars)})
         meta = {"step": step, "images_seen": images_seen, "wall_time": wall_time,
-                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": _versions()}
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": io.versions()}
         config = {"format": "diffviz-checkpoint", "format_version": FORMAT_VERSION,
                   "model": model_to_config(model), "schedule": schedule.to_config(),
                   "train_config": train_config, "meta": meta, "files": files}
-        _write_text_atomic(tmp / "config.json", json.dumps(config, indent=2))
-        _fsync_path(tmp)
+        io.write_text_atomic(tmp / "config.json", json.dumps(io.seal_config(config), indent=2))
+        io.pause_for_tests()  # a test kills the process here: a complete temp folder, not yet renamed
+        io.fsync_path(tmp)
         final = root / name
         if final.exists():  # re-saving the same step: move the old one aside first
             os.replace(final, tempfile.mkdtemp(prefix="old-", suffix=".tmp", dir=root))
         os.replace(tmp, final)
-        _write_text_atomic(root / "latest", name + "\n")
-        _fsync_path(root)
+        io.write_text_atomic(root / "latest", name + "\n")
+        io.fsync_path(root)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -238,38 +189,13 @@ def checkpoint_config(path) -> dict:
 
 def _read_config(folder: Path, kind="diffviz-checkpoint", file="config.json") -> dict:
     path = folder / file if folder.is_dir() else folder
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: missing file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise CheckpointError(f"{path}: not valid JSON ({err})") from None
-    if not isinstance(config, dict) or config.get("format") != kind:
-        raise CheckpointError(f"{path}: not a {kind} file (its 'format' field is not {kind!r})")
-    if config.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{path}: unknown format_version {config.get('format_version')!r}; "
-                              f"this diffviz reads format_version {FORMAT_VERSION}")
-    return config
-
-
-def _read_tensors(path: Path, expected: dict | None):
-    """Load a safetensors file after checking it exists and matches the sha256 in ``expected``."""
-    if not path.is_file():
-        raise CheckpointError(f"{path}: missing file")
-    if expected is not None and "sha256" in expected and _sha256(path) != expected["sha256"]:
-        raise CheckpointError(f"{path}: sha256 does not match the one recorded at save time; "
-                              f"the file is corrupt or truncated ({path.stat().st_size} bytes, "
-                              f"expected {expected.get('bytes')})")
-    try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            return {k: f.get_tensor(k) for k in f.keys()}, f.metadata() or {}
-    except (SafetensorError, OSError, ValueError) as err:
-        raise CheckpointError(f"{path}: cannot be read as safetensors ({err}); truncated or corrupt file") from None
+    required = ("model", "schedule", "files") if kind == "diffviz-checkpoint" else ("model", "schedule", "weights")
+    return io.read_json_config(path, kind, required)
 
 
 def _load_weights(module, path: Path, expected: dict | None):
     """Copy the tensors of ``path`` into ``module`` after checking every key and shape."""
-    tensors, _ = _read_tensors(path, expected)
+    tensors, _ = read_tensors(path, expected)
     own = getattr(module, "_orig_mod", module).state_dict()
     missing = sorted(set(own) - set(tensors))
     unexpected = sorted(set(tensors) - set(own))
@@ -313,7 +239,7 @@ def load_train_state(path, model, ema_model, optimizer) -> TrainState:
     if ema_model is not None:
         _load_weights(ema_model, folder / "ema.safetensors", files.get("ema.safetensors"))
     state_path = folder / "train_state.safetensors"
-    tensors, metadata = _read_tensors(state_path, files.get("train_state.safetensors"))
+    tensors, metadata = read_tensors(state_path, files.get("train_state.safetensors"))
     scalars = json.loads(metadata.get("json", "{}"))
     if optimizer is not None:
         _load_optimizer(optimizer, tensors, scalars, state_path)
@@ -347,20 +273,12 @@ def export_model(model, schedule, path_prefix, dtype=torch.float16, metadata=Non
     prefix.parent.mkdir(parents=True, exist_ok=True)
     weights = {k: v.to(dtype) if v.is_floating_point() else v for k, v in _weights(model).items()}
     tensor_path = prefix.with_name(prefix.name + ".safetensors")
-    fd, tmp = tempfile.mkstemp(prefix=f".{tensor_path.name}-", suffix=".tmp", dir=prefix.parent)
-    os.close(fd)
-    try:
-        info = _write_tensors(Path(tmp), weights)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, tensor_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    info = io.write_tensors_atomic(tensor_path, weights)
     config = {"format": "diffviz-model", "format_version": FORMAT_VERSION, "model": model_to_config(model),
               "schedule": schedule.to_config(), "dtype": str(dtype).removeprefix("torch."),
-              "weights": {"file": tensor_path.name, **info}, "versions": _versions(), "metadata": metadata or {}}
+              "weights": {"file": tensor_path.name, **info}, "versions": io.versions(), "metadata": metadata or {}}
     json_path = prefix.with_name(prefix.name + ".json")
-    _write_text_atomic(json_path, json.dumps(config, indent=2))
+    io.write_text_atomic(json_path, json.dumps(io.seal_config(config), indent=2))
     return json_path
 
 

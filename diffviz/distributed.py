@@ -103,6 +103,17 @@ def mean_over_ranks(x: torch.Tensor) -> torch.Tensor:
     return total / world_size
 
 
+def any_over_ranks(flag: bool) -> bool:
+    """True on every rank when ``flag`` is True on any rank (``flag`` itself with one process).
+    A collective: every rank must call it."""
+    if info().world_size == 1:
+        return flag
+    device = "cuda" if dist.get_backend() == "nccl" else "cpu"
+    total = torch.tensor(float(flag), device=device)
+    dist.all_reduce(total)
+    return bool(total.item() > 0)
+
+
 def gather_rng_states(states: dict) -> dict:
     """Every other rank's RNG states, keyed "name@rank" ("torch_cpu@1", ...), for rank 0's
     checkpoint. A collective: every rank must call it. Empty with one process."""

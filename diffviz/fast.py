@@ -6,7 +6,8 @@ waits. Everything here is standard PyTorch, aimed at that:
 
 - bf16 autocast (``TrainConfig.bf16``) and ``channels_last`` weights: tensor-core convolutions.
 - fused AdamW (one kernel updates every parameter) with the learning rate in a device tensor.
-- an EMA updated with ``torch._foreach_*`` ops: a few kernels for all parameters, not one per tensor.
+- the step body is the Trainer's own (``Trainer.train_step``: loss, backward, clipping, AdamW, the
+  one EMA function ``training.ema_update_``); here the lr and EMA weight are device tensors.
 - ``q_sample`` from device tables (``diffusion.q_sample_from_tables``): no copy of t to the CPU.
 - ``FastTrainStep``: the whole step (batch, t and ε draws, forward, backward, clipping, AdamW,
   EMA) captured once as a CUDA graph and replayed with ONE launch per step.
@@ -27,21 +28,6 @@ def adamw_options() -> dict:
     """AdamW options of the fast path: ``fused``, one kernel for all parameters, with its step
     counters on the device. (``FastTrainStep`` sets ``capturable`` when it captures a graph.)"""
     return {"fused": True, "foreach": None}
-
-
-@torch.no_grad()
-def ema_update_(ema_params: list, params: list, weight):
-    """θ_ema ← θ_ema + w·(θ − θ_ema) = lerp(θ_ema, θ, w) for every tensor at once; w = 1 − decay.
-
-    ``weight`` is a float, or a 0-dim device tensor, which a CUDA graph reads at replay time
-    (``_foreach_lerp_`` takes no tensor weight, hence sub, mul, add).
-    """
-    if not isinstance(weight, torch.Tensor):
-        torch._foreach_lerp_(ema_params, params, weight)
-        return
-    step = torch._foreach_sub(params, ema_params)  # θ − θ_ema
-    torch._foreach_mul_(step, weight)
-    torch._foreach_add_(ema_params, step)
 
 
 def prepare(trainer):
@@ -67,9 +53,9 @@ def prepare(trainer):
 class FastTrainStep:
     """One training step with no host-device sync; on CUDA replayed from a CUDA graph.
 
-    The body is ``Trainer.compute_loss`` (batch, t, ε and label-dropout draws from
-    ``trainer.generator``, forward) + backward + gradient clipping + fused AdamW + foreach EMA, and
-    the two numbers that change from step to step, the learning rate and the EMA weight, are read
+    The body is ``Trainer.train_step`` — the plain path's step: ``compute_loss`` (batch, t, ε and
+    label-dropout draws from ``trainer.generator``, forward) + backward + clipping + AdamW (fused
+    here) + the foreach EMA — and the two numbers that change from step to step, the learning rate and the EMA weight, are read
     from 0-dim device tensors that ``__call__`` fills first. So every step runs the same kernels on
     the same addresses, and one ``graph.replay()`` launches them all (PyTorch docs, "CUDA Graphs",
     whole-network capture). The trainer's generator is registered with the graph, so each replay
@@ -92,27 +78,19 @@ class FastTrainStep:
         self.lr = torch.tensor(float(trainer.lr), device=self.device)  # fused AdamW reads it at replay
         self.ema_weight = torch.zeros((), device=self.device)  # 1 − decay of this step's EMA update
         self.loss = torch.zeros((), device=self.device)  # the last step's loss
-        self.params, self.ema_params = list(trainer.model.parameters()), list(trainer.ema_model.parameters())
-        self.buffers = list(zip(trainer.ema_model.buffers(), trainer.model.buffers()))
 
     def body(self):
-        """The step itself, as it runs eagerly or is captured. Expects .grad to be None."""
+        """The step itself, as it runs eagerly or is captured: ``Trainer.train_step`` on a fresh batch,
+        with the lr and EMA weight read from device tensors. Expects .grad to be None. A replay runs
+        no Python, so ``__call__`` counts the steps: the counts train_step made here are undone."""
         trainer = self.trainer
-        loss = trainer.compute_loss(*trainer.next_batch())
-        loss.backward()
-        if trainer.config.grad_clip:
-            torch.nn.utils.clip_grad_norm_(self.params, trainer.config.grad_clip, foreach=True)
-        trainer.optimizer.step()
-        ema_update_(self.ema_params, self.params, self.ema_weight)
-        for b_ema, b in self.buffers:
-            b_ema.copy_(b)
-        self.loss.copy_(loss.detach())
+        counts = trainer.step, trainer.images_seen
+        self.loss.copy_(trainer.train_step(*trainer.next_batch(), lr=self.lr, ema_weight=self.ema_weight))
+        trainer.step, trainer.images_seen = counts
 
     def __call__(self) -> torch.Tensor:
         """Run one step; returns its loss, a 0-dim tensor on the device (no sync)."""
         trainer = self.trainer
-        for group in trainer.optimizer.param_groups:
-            group["lr"] = self.lr
         self.lr.fill_(trainer.lr_at(trainer.step))  # fill_ launches a kernel: no sync
         self.ema_weight.fill_(1.0 - trainer.ema_decay_at(trainer.step + 1))
         if self.graph is None and self.capture and self.eager_steps >= self.warmup_steps:

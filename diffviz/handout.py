@@ -159,21 +159,32 @@ def execute_notebook(path: Path, timeout: int = 600):
     executed notebook. Raises HandoutError naming the notebook when a cell fails."""
     import nbformat
     from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
     from .widgets import HANDOUT_ENV
 
     nb = nbformat.read(path, as_version=4)
     env = {**os.environ, HANDOUT_ENV: "1", "PLOTLY_RENDERER": "plotly_mimetype"}  # figures as JSON: we convert
     env.pop("MPLBACKEND", None)  # Agg would hide inline matplotlib figures
+    started = []  # index of each cell sent to the kernel: the last one is the one running
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent)}})
+                            resources={"metadata": {"path": str(path.parent)}},
+                            on_cell_execute=lambda cell, cell_index: started.append(cell_index))
     try:
         client.execute(env=env)
     except CellExecutionError as err:
         raise HandoutError(f"{path}: a cell failed while building the handout:\n{err}") from err
+    except (CellTimeoutError, DeadKernelError) as err:  # one line: which notebook, which cell, what
+        what = f"ran longer than --timeout {timeout} s" if isinstance(err, CellTimeoutError) else "killed the kernel"
+        raise HandoutError(f"{path}: {cell_name(nb, started[-1] if started else 0)} {what}") from err
     nb.metadata.pop("widgets", None)  # widget state: MBs of JS no static page can use
     return nb
+
+
+def cell_name(nb, index: int) -> str:
+    """"cell N (`its first line`)", N counted from 1 over all cells, as JupyterLab shows them."""
+    first = next((line for line in nb.cells[index].source.splitlines() if line.strip()), "")
+    return f"cell {index + 1} (`{first[:60]}`)"
 
 
 def notebook_html(nb, title: str) -> str:
@@ -269,7 +280,7 @@ def build_handouts(paths, out_dir, pdf: bool = True, timeout: int = 600, log=pri
         try:
             files = build_handout(nb, out_dir, pdf, timeout)
         except HandoutError as err:
-            failed.append(f"{nb}: {err}")
+            failed.append(str(err) if str(err).startswith(str(nb)) else f"{nb}: {err}")
             log(f"FAILED {nb}")
             continue
         built.append(files)

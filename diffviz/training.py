@@ -17,99 +17,40 @@ from __future__ import annotations
 
 import copy
 import time
-import warnings
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from contextlib import contextmanager, nullcontext
 
 import torch
 import torch.nn.functional as F
 
-from . import checkpoint as ckpt
-from . import distributed, fast
+from . import distributed, fast, runs
 from .data import load_dataset
 from .diffusion import q_sample_tables, q_sample_from_tables, q_sample
 from .sampling import sample
 from .schedules import get_schedule
-from .toy import ToyConfig, ToyMLP
-from .unet import PRESETS, UNet, preset
-from .validate import resolve_device
+from .toy import ToyMLP
+from .train_config import TrainConfig, TrainEvent, build_model  # noqa: F401  (public here too)
+from .trainer_checkpoints import NonFiniteLossError, TrainerCheckpoints  # noqa: F401
+from .validate import check_num_steps, resolve_device
+
+__all__ = ["TrainConfig", "TrainEvent", "Trainer", "build_model", "ema_update_", "train", "NonFiniteLossError"]
 
 
-@dataclass
-class TrainConfig:
-    dataset: str = "digits"  # a name for diffviz.data.load_dataset ("swiss_roll", "digits", "mnist-5k", ...)
-    num_data: int | None = None  # use only this many training examples (None = all)
-    model: str = "auto"  # "toy" (ToyMLP), a UNet preset ("tiny", "small", "medium", "cifar"), or "auto"
-    model_overrides: dict = field(default_factory=dict)  # extra UNetConfig / ToyConfig fields
-    conditional: bool = False  # train a class-conditional model on the dataset's labels
-    label_dropout: float | None = None  # p(label → null class) for guidance; None = 0.1 if conditional
-    schedule: str = "linear"  # noise schedule name for diffviz.schedules.get_schedule
-    num_timesteps: int = 1000  # T
-    steps: int = 2000  # total optimizer steps (a resumed run continues up to this number)
-    batch_size: int = 128  # examples per step
-    lr: float | None = None  # AdamW lr after warm-up; None = 2e-4 for U-Nets (Ho et al. 2020), 1e-3 for "toy"
-    weight_decay: float = 0.0  # AdamW weight decay
-    warmup_steps: int = 100  # linear learning-rate warm-up from 0 over this many steps
-    grad_clip: float | None = 1.0  # clip the gradient's global norm to this (None = off)
-    ema_decay: float = 0.999  # EMA decay; the effective decay is min(ema_decay, (1+n)/(10+n))
-    seed: int = 0  # seeds data order, t, ε, label dropout, model init and dropout
-    device: str = "auto"  # "auto" (CUDA if available), "cpu", "cuda", "cuda:1", ...
-    bf16: bool | None = None  # bf16 autocast; None = on for CUDA. CUDA only.
-    fast: bool | None = None  # the diffviz.fast path (fused AdamW, CUDA graph, ...); None = on for CUDA
-    compile: bool = False  # torch.compile the model (a minute or two of compiling first)
-    num_threads: int | None = None  # torch.set_num_threads for CPU training (None = leave as is)
-    checkpoint_dir: str | None = None  # folder for checkpoints (None = no checkpoints)
-    checkpoint_every: int = 0  # save every N steps (0 = only at the end); needs checkpoint_dir
-    keep_checkpoints: int = 3  # keep the newest K checkpoints
-    resume: bool = False  # continue from checkpoint_dir's latest checkpoint if there is one
-    log_every: int = 50  # report a TrainEvent to the callback every N steps
-    sample_every: int = 0  # attach EMA samples to the event every N steps (0 = never)
-    num_samples: int = 16  # how many samples to draw then
-    sample_steps: int = 25  # DDIM steps for those samples
+@torch.no_grad()
+def ema_update_(ema_params: list, params: list, weight):
+    """θ_ema ← θ_ema + w·(θ − θ_ema) = lerp(θ_ema, θ, w) for every tensor at once; w = 1 − decay.
 
-    def __post_init__(self):
-        for name in ("steps", "batch_size", "num_timesteps", "log_every", "num_samples", "sample_steps",
-                     "keep_checkpoints"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        for name in ("warmup_steps", "checkpoint_every", "sample_every"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
-                raise ValueError(f"{name} must be an int >= 0, got {getattr(self, name)!r}")
-        if not ((self.lr is None or self.lr > 0) and 0 <= self.ema_decay < 1):
-            raise ValueError(f"need lr > 0 and ema_decay in [0, 1), got lr={self.lr}, ema_decay={self.ema_decay}")
-        if self.label_dropout is not None and not 0 <= self.label_dropout < 1:
-            raise ValueError(f"label_dropout must be in [0, 1) or None, got {self.label_dropout!r}")
-        if self.model not in ("auto", "toy", *PRESETS):
-            raise ValueError(f"unknown model {self.model!r}; use 'auto', 'toy' or one of {', '.join(PRESETS)}")
+    ``weight`` is a float, or a 0-dim device tensor, which a CUDA graph reads at replay time
+    (``_foreach_lerp_`` takes no tensor weight, hence sub, mul, add).
+    """
+    if not isinstance(weight, torch.Tensor):
+        torch._foreach_lerp_(ema_params, params, weight)
+        return
+    step = torch._foreach_sub(params, ema_params)  # θ − θ_ema
+    torch._foreach_mul_(step, weight)
+    torch._foreach_add_(ema_params, step)
 
 
-@dataclass
-class TrainEvent:
-    step: int  # optimizer steps done so far
-    loss: float  # mean L_simple over the steps since the previous event
-    lr: float  # learning rate of the last step
-    images_seen: int  # training examples seen so far
-    elapsed: float  # seconds spent in fit() so far (continues across resumes)
-    samples: torch.Tensor | None = None  # (N, *data_shape) EMA samples on the CPU, every sample_every
-
-
-def build_model(config: TrainConfig, data_shape: tuple, num_classes: int | None):
-    """The model ``config.model`` names, sized for data of shape (C, H, W) or (D,)."""
-    name = config.model if config.model != "auto" else ("toy" if len(data_shape) == 1 else "tiny")
-    if name == "toy":
-        if len(data_shape) != 1:
-            raise ValueError(f"model 'toy' needs (N, D) data, got examples of shape {data_shape}")
-        return ToyMLP(ToyConfig(data_dim=data_shape[0], num_classes=num_classes, num_timesteps=config.num_timesteps,
-                                **config.model_overrides))
-    if len(data_shape) != 3 or data_shape[1] != data_shape[2]:
-        raise ValueError(f"model {name!r} needs square (C, H, W) images, got examples of shape {data_shape}")
-    C, H, _ = data_shape
-    return UNet(preset(name, in_channels=C, image_size=H, num_classes=num_classes, num_timesteps=config.num_timesteps,
-                       **config.model_overrides))
-
-
-class Trainer:
+class Trainer(TrainerCheckpoints):
     """Holds what training needs: ``model``, ``ema_model`` (sample with this one), ``optimizer``,
     ``schedule``, the data on the device (``data_x``, ``data_y``), ``generator``, and the progress:
     ``step``, ``images_seen``, ``elapsed`` and ``losses`` (one float per step)."""
@@ -127,6 +68,10 @@ class Trainer:
             raise ValueError(f"bf16=True needs a CUDA device, got device={config.device!r}")
         if config.num_threads:
             torch.set_num_threads(config.num_threads)
+        if config.checkpoint_dir and self.dist.is_main:  # before any slow work, and long before the first save
+            self._check_run_folder(config)
+        if config.resume:  # a resume that would silently change the run is refused now
+            self._check_resume_settings(config.checkpoint_dir)
         self._rng_devices = [self.device] if self.device.type == "cuda" else []
         self._set_data(dataset if dataset is not None else
                        load_dataset(config.dataset, split="train", n=config.num_data, seed=config.seed))
@@ -149,8 +94,12 @@ class Trainer:
         if self.use_fast:
             fast.prepare(self)
             self._q_tables = q_sample_tables(self.schedule, self.device)  # (√ᾱ, √(1−ᾱ)) on the device
-        if config.resume and config.checkpoint_dir and ckpt.has_checkpoint(config.checkpoint_dir):
-            self.resume(config.checkpoint_dir)
+        self.last_checkpoint, self._saved_step, self._checked = None, None, 0  # saves; losses checked finite
+        self._owns_folder = False  # checkpoint_dir holds this run (resumed from it, or saved to it)
+        if config.checkpoint_dir and self.dist.is_main:
+            self._check_free_space(config.checkpoint_dir)
+        if config.resume:
+            self.resume(config.checkpoint_dir, check_settings=False)
         self.train_model = self.model  # what compute_loss calls: the model, wrapped for DDP / compiled
         if self.dist.world_size > 1:
             self.train_model = distributed.wrap_model(self.model, self.device)
@@ -230,14 +179,16 @@ class Trainer:
             eps_pred = self.train_model(x_t, t) if y is None else self.train_model(x_t, t, y)
         return F.mse_loss(eps_pred.float(), noise)
 
-    def train_step(self, x0, y=None) -> torch.Tensor:
+    def train_step(self, x0, y=None, lr=None, ema_weight=None) -> torch.Tensor:
         """One optimizer step on L_simple (``compute_loss``): AdamW, warm-up, clipping, EMA.
 
-        Args: x0 (B, C, H, W) or (B, D) data on the device; y (B,) int64 labels or None.
+        Args: x0 (B, C, H, W) or (B, D) data on the device; y (B,) int64 labels or None;
+              lr, ema_weight: this step's learning rate and EMA weight 1 − decay (None = ``lr_at``,
+              ``ema_decay_at``); ``diffviz.fast`` passes 0-dim device tensors that a CUDA graph reads.
         Returns: the loss, a detached 0-dim tensor (no device sync).
         t, ε and label dropout come from ``self.generator``; dropout layers use torch's global RNG,
         which ``fit`` seeds and saves (call it outside ``fit`` and dropout is not reproducible).
-        This is the plain path; ``fit`` on the fast path runs ``diffviz.fast.FastTrainStep`` instead.
+        The ONE step body: the fast path (``diffviz.fast.FastTrainStep``) runs this method too.
         """
         loss = self.compute_loss(x0, y)
         self.optimizer.zero_grad(set_to_none=True)
@@ -245,11 +196,11 @@ class Trainer:
         if self.config.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         for group in self.optimizer.param_groups:
-            group["lr"] = self.lr_at(self.step)
+            group["lr"] = self.lr_at(self.step) if lr is None else lr
         self.optimizer.step()
         self.step += 1
         self.images_seen += x0.shape[0] * self.dist.world_size
-        self.update_ema()
+        self.update_ema(ema_weight)
         return loss.detach()
 
     def ema_decay_at(self, n: int) -> float:
@@ -257,26 +208,33 @@ class Trainer:
         return min(self.config.ema_decay, (1 + n) / (10 + n))
 
     @torch.no_grad()
-    def update_ema(self):
-        """θ_ema ← decay·θ_ema + (1 − decay)·θ, with decay = ``ema_decay_at(n)`` after n steps."""
-        decay = self.ema_decay_at(self.step)
-        for p_ema, p in zip(self.ema_model.parameters(), self.model.parameters()):
-            p_ema.lerp_(p.detach(), 1.0 - decay)
+    def update_ema(self, weight=None):
+        """θ_ema ← decay·θ_ema + (1 − decay)·θ (``ema_update_``), weight = 1 − decay (default: 1 −
+        ``ema_decay_at(step)``); buffers are copied."""
+        weight = 1.0 - self.ema_decay_at(self.step) if weight is None else weight
+        ema_update_(list(self.ema_model.parameters()), list(self.model.parameters()), weight)
         for b_ema, b in zip(self.ema_model.buffers(), self.model.buffers()):
             b_ema.copy_(b)
 
     # ----- the loop -----
     def fit(self, callback=None, progress: bool = True) -> "Trainer":
         """Train until ``config.steps``. ``callback(TrainEvent)`` runs every ``log_every`` steps (and
-        on ``sample_every`` steps, with EMA samples); set ``trainer.stop_requested = True`` to stop."""
+        on ``sample_every`` steps, with EMA samples); set ``trainer.stop_requested = True`` to stop
+        after the current step (a checkpoint is then written, with checkpoint_dir). A NaN/inf loss
+        raises ``NonFiniteLossError`` naming its step; that state is never saved."""
         from tqdm.auto import tqdm
 
         cfg, start = self.config, time.perf_counter() - self.elapsed
         bar = tqdm(total=cfg.steps, initial=self.step, disable=not progress or not self.dist.is_main, desc="training")
         self.stop_requested, self._event_mark = False, len(self.losses)
-        with self._seeded_rng(state=self._torch_rng):  # dropout continues its own seeded stream
-            while self.step < cfg.steps and not self.stop_requested:
+        lock = runs.RunLock(cfg.checkpoint_dir) if cfg.checkpoint_dir and self.dist.is_main else nullcontext()
+        with lock, self._seeded_rng(state=self._torch_rng):  # dropout continues its own seeded stream
+            if cfg.checkpoint_dir and self.dist.is_main:
+                self._claim_run_folder()  # never over another run's checkpoints
+            while self.step < cfg.steps and not self._should_stop():
                 self._pending.append(self._fast_train_step() if self.use_fast else self.train_step(*self.next_batch()))
+                if self.device.type == "cpu":  # no sync to avoid: check every step
+                    self._check_finite()
                 self.elapsed = time.perf_counter() - start
                 bar.update(1)
                 last = self.step == cfg.steps
@@ -290,9 +248,18 @@ class Trainer:
                     self._torch_rng = self._get_torch_rng()
                     self.save_checkpoint()
             self._torch_rng = self._get_torch_rng()
+            if cfg.checkpoint_dir and self._saved_step != self.step:  # stopped early: keep the work
+                self.save_checkpoint()
         self._flush_losses()
         bar.close()
         return self
+
+    def _should_stop(self) -> bool:
+        """``stop_requested``; under torchrun every rank stops at the same step (a rank that stopped
+        alone would leave the others waiting in DDP's all-reduce): the ranks agree every log_every steps."""
+        if self.dist.world_size == 1:
+            return self.stop_requested
+        return self.step % self.config.log_every == 0 and distributed.any_over_ranks(self.stop_requested)
 
     def _fast_train_step(self) -> torch.Tensor:
         if self._fast_step is None:
@@ -317,56 +284,12 @@ class Trainer:
     def sample_ema(self, n: int = 16, num_steps: int | None = None, seed: int = 0):
         """n DDIM samples (η = 0) from the EMA model with a fixed generator; conditional models get
         labels 0, 1, 2, … in turn. Returns: (n, *data_shape) float32 on the CPU."""
-        g = torch.Generator(self.device).manual_seed(seed)
+        T, g = self.schedule.num_timesteps, torch.Generator(self.device).manual_seed(seed)
+        num_steps = check_num_steps(num_steps or self.config.sample_steps or min(25, T), T)  # > T: an error
         y = torch.arange(n, device=self.device) % self.num_classes if self.num_classes else None
-        traj = sample(self.ema_model, self.schedule, (n, *self.data_shape), sampler="ddim",
-                      num_steps=min(num_steps or self.config.sample_steps, self.schedule.num_timesteps),
+        traj = sample(self.ema_model, self.schedule, (n, *self.data_shape), sampler="ddim", num_steps=num_steps,
                       generator=g, device=self.device, y=y, record=False)
         return traj.sample
-
-    # ----- checkpoints -----
-    def save_checkpoint(self, directory=None):
-        """Write a checkpoint of everything needed to resume into ``directory`` (default:
-        config.checkpoint_dir) as ``step-XXXXXX/``; returns its path. With torchrun every rank must
-        call it (it gathers each rank's dropout RNG state); rank 0 writes, the others return None."""
-        directory = directory or self.config.checkpoint_dir
-        if directory is None:
-            raise ValueError("save_checkpoint needs a directory (config.checkpoint_dir is None)")
-        self._flush_losses()
-        rng = {"generator": self.generator.get_state(), **self._torch_rng,
-               **distributed.gather_rng_states(self._torch_rng)}  # "torch_cpu@1", ...: the other ranks'
-        if not self.dist.is_main:
-            return None
-        return ckpt.save_checkpoint(
-            directory, self.model, self.schedule, ema_model=self.ema_model, optimizer=self.optimizer,
-            train_config=asdict(self.config), step=self.step, images_seen=self.images_seen,
-            wall_time=self.elapsed, rng_states=rng, losses=self.losses, keep=self.config.keep_checkpoints,
-            extra={"generator_device": self.device.type})
-
-    def resume(self, path) -> "Trainer":
-        """Restore model, EMA, optimizer, step count, losses and RNG states from a checkpoint
-        (a step-XXXXXX folder, or a checkpoint_dir whose ``latest`` is followed)."""
-        implementation = [{k: g[k] for k in ("foreach", "fused", "capturable")} for g in self.optimizer.param_groups]
-        state = ckpt.load_train_state(path, self.model, self.ema_model, self.optimizer)
-        for group, flags in zip(self.optimizer.param_groups, implementation):
-            group.update(flags)  # keep this run's AdamW implementation, whatever path wrote the checkpoint
-        if state.extra.get("generator_device") == self.device.type:
-            self.generator.set_state(state.rng_states["generator"])
-        else:  # a CPU generator's state cannot drive a CUDA generator: reseed, deterministically
-            warnings.warn("checkpoint was written on another device type: data order is reseeded")
-            self.generator.manual_seed(self.config.seed + 1_000_003 * state.step)
-        torch_rng = distributed.rng_states_of_rank(state.rng_states, self.dist.rank)  # "torch_cpu", ...
-        if torch_rng:
-            self._torch_rng = torch_rng
-        elif self.dist.rank:
-            warnings.warn(f"the checkpoint holds no dropout RNG state for rank {self.dist.rank}: its stream restarts")
-        self.step, self.images_seen, self.elapsed = state.step, state.images_seen, state.wall_time
-        self.losses, self._pending = list(state.losses), []
-        if self.use_fast:  # the loaded AdamW state gets the fast path's layout; a captured graph is stale
-            fast.prepare(self)
-            self._fast_step = None
-        return self
-
 
 def train(config: TrainConfig, callback=None, progress: bool = True, model=None, dataset=None) -> Trainer:
     """Build a Trainer for ``config`` and run ``fit``; returns the trainer (model, ema_model, losses)."""

@@ -9,6 +9,7 @@ import torch
 
 import diffviz
 import diffviz.checkpoint as ckpt
+from diffviz import checkpoint_io
 from diffviz.checkpoint import CheckpointError, export_model, load_checkpoint, load_model
 from diffviz.training import TrainConfig, Trainer
 
@@ -42,7 +43,7 @@ def assert_same_tensors(a: dict, b: dict):
 def test_layout_and_latest(run):
     tmp_path, trainer = run
     root = tmp_path / "run"
-    assert sorted(p.name for p in root.iterdir()) == ["latest", "step-000004", "step-000008"]
+    assert sorted(p.name for p in root.iterdir()) == ["latest", "run.log", "step-000004", "step-000008"]
     assert (root / "latest").read_text().strip() == "step-000008"
     assert sorted(p.name for p in (root / "step-000008").iterdir()) == [
         "config.json", "ema.safetensors", "model.safetensors", "train_state.safetensors"]
@@ -66,7 +67,7 @@ def test_round_trip_is_exact(run):
 
 def test_resume_reproduces_the_uninterrupted_run(run, tmp_path):
     _, full = run
-    resumed = Trainer(config(tmp_path, checkpoint_dir=None))
+    resumed = Trainer(config(tmp_path, checkpoint_dir=None, checkpoint_every=0))
     resumed.resume(copy_run(run, tmp_path) / "step-000004")
     assert resumed.step == 4 and resumed.losses == full.losses[:4]
     resumed.fit(progress=False)
@@ -90,13 +91,13 @@ def test_keep_last_k(run, tmp_path):
     root = copy_run(run, tmp_path)
     trainer = Trainer(config(tmp_path, resume=True, steps=14, checkpoint_every=2, keep_checkpoints=2))
     trainer.fit(progress=False)
-    assert sorted(p.name for p in root.iterdir()) == ["latest", "step-000012", "step-000014"]
+    assert sorted(p.name for p in root.iterdir()) == ["latest", "run.log", "step-000012", "step-000014"]
 
 
 def test_crash_during_save_keeps_previous_checkpoint(run, tmp_path, monkeypatch):
     root = copy_run(run, tmp_path)
     model, _, _ = load_checkpoint(root)
-    real_write = ckpt._write_tensors
+    real_write = checkpoint_io.write_tensors
 
     def crash_on_ema(path, tensors, metadata=None):
         if path.name == "ema.safetensors":
@@ -104,11 +105,11 @@ def test_crash_during_save_keeps_previous_checkpoint(run, tmp_path, monkeypatch)
             raise OSError("disk full (simulated)")  # ... then the crash
         return real_write(path, tensors, metadata)
 
-    monkeypatch.setattr(ckpt, "_write_tensors", crash_on_ema)
+    monkeypatch.setattr(checkpoint_io, "write_tensors", crash_on_ema)
     trainer = Trainer(config(tmp_path, resume=True, steps=9))
     with pytest.raises(OSError, match="simulated"):
         trainer.save_checkpoint()
-    assert sorted(p.name for p in root.iterdir()) == ["latest", "step-000004", "step-000008"]
+    assert sorted(p.name for p in root.iterdir()) == ["latest", "run.log", "step-000004", "step-000008"]
     assert (root / "latest").read_text().strip() == "step-000008"
     assert_same_tensors(load_checkpoint(root).model.state_dict(), model.state_dict())
 
@@ -134,7 +135,7 @@ def test_truncated_and_corrupt_files_raise_clear_errors(run, tmp_path):
     config_path = root / "step-000008" / "config.json"
     config = json.loads(config_path.read_text())
     del config["files"]["ema.safetensors"]["sha256"]  # without the checksum, safetensors notices
-    config_path.write_text(json.dumps(config))
+    config_path.write_text(json.dumps(checkpoint_io.seal_config(config)))
     with pytest.raises(CheckpointError, match=r"ema\.safetensors: cannot be read as safetensors"):
         load_checkpoint(root)
 
@@ -157,7 +158,7 @@ def edit_config(folder, edit):
     path = folder / "config.json"
     config = json.loads(path.read_text())
     edit(config)
-    path.write_text(json.dumps(config))
+    path.write_text(json.dumps(checkpoint_io.seal_config(config)))  # edited AND re-hashed: a deliberate change
 
 
 def test_config_weights_mismatch_and_format_errors(run, tmp_path):
@@ -173,10 +174,38 @@ def test_config_weights_mismatch_and_format_errors(run, tmp_path):
         load_checkpoint(step)
 
 
+def test_hand_edited_or_unsealed_config_is_refused(run, tmp_path):
+    step = copy_run(run, tmp_path) / "step-000008"
+    path = step / "config.json"
+    config = json.loads(path.read_text())
+    config["schedule"]["num_timesteps"] = 50  # by hand, without re-hashing
+    path.write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=r"config\.json: was changed after it was written"):
+        load_checkpoint(step)
+    del config["config_sha256"]
+    path.write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=r"has no config_sha256.*rehash_configs\.py"):
+        load_checkpoint(step)
+    sealed = checkpoint_io.seal_config({k: v for k, v in config.items() if k != "model"})
+    path.write_text(json.dumps(sealed))
+    with pytest.raises(CheckpointError, match=r"has no valid 'model' section"):
+        load_checkpoint(step)
+
+
+def test_shipped_pretrained_files_are_sealed_and_load():
+    from diffviz.pretrained import load_pretrained, pretrained_path
+
+    assert load_pretrained().meta["path"].endswith("mnist_unet.json")
+    run_dir = pretrained_path("mnist").parent / "mnist_unet_run"
+    assert load_checkpoint(run_dir).meta["step"] == 3000
+
+
 def test_resume_into_a_different_model_fails_clearly(run, tmp_path):
     root = copy_run(run, tmp_path)
-    other = config(tmp_path, model_overrides=dict(base_channels=16, groups=4))
-    with pytest.raises(CheckpointError, match=r"model\.safetensors: weights do not match"):
+    other = config(tmp_path, checkpoint_dir=None, checkpoint_every=0, num_timesteps=50,
+                   model_overrides=dict(base_channels=16, groups=4))
+    with pytest.raises(CheckpointError, match=r"different run; differences: model_overrides: .*'base_channels': 8"
+                                              r".*'base_channels': 16.*; num_timesteps: 1000 → 50\. Only these"):
         Trainer(other).resume(root)
 
 

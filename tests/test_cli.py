@@ -106,3 +106,14 @@ def test_save_image_grid_rgb(tmp_path):
     path = save_image_grid(torch.rand(2, 3, 4, 4) * 2 - 1, tmp_path / "sub" / "rgb.png", scale=3, padding=0)
     image = Image.open(path)
     assert image.mode == "RGB" and image.size == (3 * 8, 3 * 4)
+
+
+def test_save_image_grid_picks_the_format_and_leaves_no_temp_file(tmp_path):
+    x = torch.rand(2, 1, 4, 4) * 2 - 1
+    assert Image.open(save_image_grid(x, tmp_path / "g.JPG")).format == "JPEG"
+    with pytest.raises(ValueError, match=r"unknown image type; use one of \.png, \.jpg, \.jpeg"):
+        save_image_grid(x, tmp_path / "g.bmp")
+    (tmp_path / "taken.png").mkdir()  # the rename onto a folder fails ...
+    with pytest.raises(OSError):
+        save_image_grid(x, tmp_path / "taken.png")
+    assert not list(tmp_path.glob("*.tmp"))  # ... and the temp file is gone

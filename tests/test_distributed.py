@@ -32,6 +32,7 @@ def test_single_process_helpers_are_identities():
     assert distributed.info() == DistInfo() and distributed.is_main_process()
     x = torch.randn(5)
     assert distributed.mean_over_ranks(x) is x and distributed.gather_rng_states({"torch_cpu": x}) == {}
+    assert distributed.any_over_ranks(True) is True and distributed.any_over_ranks(False) is False
     states = {"generator": 0, "torch_cpu": 1, "torch_cuda": 2, "torch_cpu@1": 3, "torch_cpu@2": 4}
     assert distributed.rng_states_of_rank(states, 0) == {"torch_cpu": 1, "torch_cuda": 2}
     assert distributed.rng_states_of_rank(states, 2) == {"torch_cpu": 4}
@@ -93,7 +94,7 @@ def test_torchrun_two_processes_match_one_process_and_resume(tmp_path):
     assert first.count("step       3  loss") == 1 and first.count("done: step 6") == 1  # rank 0 prints
     assert "resumed from" in second and second.count("done: step 12") == 1
     run = tmp_path / "run"
-    assert sorted(p.name for p in run.iterdir()) == ["latest", "step-000006", "step-000009", "step-000012"]
+    assert sorted(p.name for p in run.iterdir()) == ["latest", "run.log", "step-000006", "step-000009", "step-000012"]
     with safe_open(str(run / "step-000012" / "train_state.safetensors"), "pt") as f:
         assert {"rng.torch_cpu", "rng.torch_cpu@1"} <= set(f.keys())  # both ranks' dropout streams
     assert json.loads((run / "step-000012" / "config.json").read_text())["meta"]["images_seen"] == 12 * 16

@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from diffviz.diffusion import q_sample_tables, q_sample_from_tables, q_sample
-from diffviz.fast import FastTrainStep, ema_update_
+from diffviz.fast import FastTrainStep
 from diffviz.graphed import GraphedModel
 from diffviz.sampling import sample
 from diffviz.schedules import get_schedule
-from diffviz.training import TrainConfig, Trainer
+from diffviz.training import TrainConfig, Trainer, ema_update_
 from diffviz.unet import UNet, preset
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

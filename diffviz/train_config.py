@@ -1,0 +1,97 @@
+"""What a training run is: ``TrainConfig`` (checked once, here), ``TrainEvent`` (what the callback
+gets) and ``build_model`` (the model a config names). ``diffviz.training`` re-exports all three."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from .toy import ToyConfig, ToyMLP
+from .unet import PRESETS, UNet, preset
+from .validate import check_num_steps, finite_number, positive_int
+
+
+@dataclass
+class TrainConfig:
+    dataset: str = "digits"  # a name for diffviz.data.load_dataset ("swiss_roll", "digits", "mnist-5k", ...)
+    num_data: int | None = None  # use only this many training examples (None = all)
+    model: str = "auto"  # "toy" (ToyMLP), a UNet preset ("tiny", "small", "medium", "cifar"), or "auto"
+    model_overrides: dict = field(default_factory=dict)  # extra UNetConfig / ToyConfig fields
+    conditional: bool = False  # train a class-conditional model on the dataset's labels
+    label_dropout: float | None = None  # p(label → null class) for guidance; None = 0.1 if conditional
+    schedule: str = "linear"  # noise schedule name for diffviz.schedules.get_schedule
+    num_timesteps: int = 1000  # T
+    steps: int = 2000  # total optimizer steps (a resumed run continues up to this number)
+    batch_size: int = 128  # examples per step
+    lr: float | None = None  # AdamW lr after warm-up; None = 2e-4 for U-Nets (Ho et al. 2020), 1e-3 for "toy"
+    weight_decay: float = 0.0  # AdamW weight decay
+    warmup_steps: int = 100  # linear learning-rate warm-up from 0 over this many steps
+    grad_clip: float | None = 1.0  # clip the gradient's global norm to this (None or 0 = off)
+    ema_decay: float = 0.999  # EMA decay; the effective decay is min(ema_decay, (1+n)/(10+n))
+    seed: int = 0  # seeds data order, t, ε, label dropout, model init and dropout
+    device: str = "auto"  # "auto" (CUDA if available), "cpu", "cuda", "cuda:1", ...
+    bf16: bool | None = None  # bf16 autocast; None = on for CUDA. CUDA only.
+    fast: bool | None = None  # the diffviz.fast path (fused AdamW, CUDA graph, ...); None = on for CUDA
+    compile: bool = False  # torch.compile the model (a minute or two of compiling first)
+    num_threads: int | None = None  # torch.set_num_threads for CPU training (None = leave as is)
+    checkpoint_dir: str | None = None  # folder for checkpoints (None = no checkpoints)
+    checkpoint_every: int = 0  # save every N steps (0 = only at the end and when stopped); needs checkpoint_dir
+    keep_checkpoints: int = 3  # keep the newest K checkpoints
+    resume: bool = False  # continue from checkpoint_dir's latest checkpoint (an error if it has none);
+    # without it, fit() refuses a checkpoint_dir holding another run's checkpoints (see diffviz.runs)
+    log_every: int = 50  # report a TrainEvent to the callback every N steps
+    sample_every: int = 0  # attach EMA samples to the event every N steps (0 = never)
+    num_samples: int = 16  # how many samples to draw then
+    sample_steps: int | None = None  # DDIM steps for those samples, at most T (None = min(25, T))
+
+    def __post_init__(self):
+        for name in ("steps", "batch_size", "num_timesteps", "log_every", "num_samples", "keep_checkpoints"):
+            positive_int(name, getattr(self, name))
+        for name in ("warmup_steps", "checkpoint_every", "sample_every", "seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+        for name in ("num_data", "num_threads"):
+            if getattr(self, name) is not None:
+                positive_int(name, getattr(self, name))
+        if self.lr is not None:
+            finite_number("lr", self.lr, low=0, low_open=True)
+        if self.grad_clip is not None:
+            finite_number("grad_clip", self.grad_clip, low=0)  # a negative clip would flip the gradient
+        finite_number("weight_decay", self.weight_decay, low=0)
+        if not 0 <= finite_number("ema_decay", self.ema_decay, low=0, high=1) < 1:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay!r}")
+        if self.label_dropout is not None and not 0 <= finite_number("label_dropout", self.label_dropout) < 1:
+            raise ValueError(f"label_dropout must be in [0, 1) or None, got {self.label_dropout!r}")
+        if self.sample_steps is not None:  # never clamped silently
+            check_num_steps(self.sample_steps, self.num_timesteps, name="sample_steps")
+        if self.model not in ("auto", "toy", *PRESETS):
+            raise ValueError(f"unknown model {self.model!r}; use 'auto', 'toy' or one of {', '.join(PRESETS)}")
+        if not self.checkpoint_dir and (self.checkpoint_every or self.resume):
+            what = "checkpoint_every" if self.checkpoint_every else "resume"
+            raise ValueError(f"{what} needs checkpoint_dir (the folder to save to / resume from), got None")
+
+
+@dataclass
+class TrainEvent:
+    step: int  # optimizer steps done so far
+    loss: float  # mean L_simple over the steps since the previous event
+    lr: float  # learning rate of the last step
+    images_seen: int  # training examples seen so far
+    elapsed: float  # seconds spent in fit() so far (continues across resumes)
+    samples: torch.Tensor | None = None  # (N, *data_shape) EMA samples on the CPU, every sample_every
+
+
+def build_model(config: TrainConfig, data_shape: tuple, num_classes: int | None):
+    """The model ``config.model`` names, sized for data of shape (C, H, W) or (D,)."""
+    name = config.model if config.model != "auto" else ("toy" if len(data_shape) == 1 else "tiny")
+    if name == "toy":
+        if len(data_shape) != 1:
+            raise ValueError(f"model 'toy' needs (N, D) data, got examples of shape {data_shape}")
+        return ToyMLP(ToyConfig(data_dim=data_shape[0], num_classes=num_classes, num_timesteps=config.num_timesteps,
+                                **config.model_overrides))
+    if len(data_shape) != 3 or data_shape[1] != data_shape[2]:
+        raise ValueError(f"model {name!r} needs square (C, H, W) images, got examples of shape {data_shape}")
+    C, H, _ = data_shape
+    return UNet(preset(name, in_channels=C, image_size=H, num_classes=num_classes, num_timesteps=config.num_timesteps,
+                       **config.model_overrides))
