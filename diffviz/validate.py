@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import numbers
 
+import numpy as np
 import torch
 
 
@@ -81,3 +82,22 @@ def resolve_device(device="auto") -> torch.device:
     if device.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
         raise ValueError(f"device={str(device)!r} but MPS is not available on this machine; use 'cpu' or 'auto'")
     return device
+
+
+def one_of(name: str, value, options):
+    """``value`` when it is one of ``options`` (e.g. a spacing or sampler name), else a ValueError listing them."""
+    if value not in options:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}, got {value!r}")
+    return value
+
+
+def finite_array(name: str, value):
+    """``value`` (a tensor or array-like of numbers) as a numpy array with no NaN or ±inf in it."""
+    array = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
+    if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
+        raise TypeError(f"{name} must hold real numbers, got dtype {array.dtype}")
+    bad = ~np.isfinite(array)
+    if bad.any():
+        raise ValueError(f"{name} must be finite, got {int(np.isnan(array).sum())} NaN and "
+                         f"{int(np.isinf(array).sum())} ±inf values in an array of shape {tuple(array.shape)}")
+    return array
