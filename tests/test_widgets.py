@@ -259,3 +259,87 @@ def test_slider_updates_are_fast(images, trajectory, oracle):
     assert move(traj.step_slider, range(len(trajectory))) < 0.2
     noise = widgets.noise_prediction_explorer(oracle, images, SCHED, num_frames=8)
     assert move(noise.t_slider, noise.timesteps) < 0.2
+
+
+# ----------------------------------------------------------------------------- figures: named trace handles
+def test_forward_figure_handles_match_the_frame_traces(images):
+    inp = explorers.forward.inputs(images, ["linear", "cosine"], num_timesteps=T)
+    f = explorers.forward.frame(inp, 7)
+    fig, handles = explorers.forward.figure(inp, f)
+    assert [fig.data[i].name for i in handles["images"]] == ["linear", "cosine"]
+    assert fig.data[handles["normal_pdf"][0]].name == "N(0, 1)"
+    cosine_hist = fig.data[handles["histograms"][1]]
+    assert np.allclose(cosine_hist.y[:-1], f["histogram"]["cosine"][0])
+    marker = fig.data[handles["markers"][0]]
+    assert list(marker.x) == [7, 7] and marker.y[0] == pytest.approx(inp.coefficients["linear"]["sqrt_alpha_bar"][7])
+    static = explorers.forward.to_static(inp, timesteps=[0, 7])  # plain function, no widget
+    assert [fr.name for fr in static.frames] == ["0", "7"]
+    assert list(static.frames[1].traces) == handles["images"] + handles["histograms"] + handles["markers"]
+    assert static.frames[1].data[-1].x == marker.x
+
+
+def test_schedule_figure_handles_name_every_trace():
+    st = explorers.schedule.state(["linear", "cosine"], 30, 2, "trailing")
+    fig, handles = explorers.schedule.figure(st)
+    assert len(fig.data) == len(handles["order"]) == 8
+    assert np.allclose(fig.data[handles["curves"]["cosine"]["alpha_bar"]].y, st["curves"]["cosine"]["alpha_bar"])
+    assert list(fig.data[handles["visited"]["linear"]].x) == [29, 14] and fig.layout.yaxis.type == "log"
+
+
+def test_toy2d_and_monitor_figures_name_their_traces():
+    means = torch.tensor([[1.0, 1.0], [-1.0, -1.0]])
+    oracle = dv.GaussianMixtureDenoiser(means, 0.2, schedule=SCHED)
+    inp = explorers.toy2d.inputs(oracle.sample_data(50, generator=gen(3)).float(), SCHED, oracle=oracle, num_steps=5)
+    f = explorers.toy2d.frame(inp, inp.timesteps[2])
+    fig, handles = explorers.toy2d.figure(inp, f, height=300)
+    assert np.allclose(fig.data[handles["clouds"][1]].x, f["clouds"][1][:, 0])
+    assert fig.data[handles["data"][0]].name == "data" and tuple(fig.layout.xaxis.range) == (-inp.lim, inp.lim)
+    fig, handles = explorers.monitor.figure([1, 2], [0.5, 0.25])
+    assert list(fig.data[handles["loss"]].y) == [0.5, 0.25] and fig.layout.yaxis.type == "log"
+
+
+# ----------------------------------------------------------------------------- bad input: named, never clamped
+def test_bad_explorer_arguments_name_the_argument(images, oracle):
+    with pytest.raises(ValueError, match="spacing must be one of 'trailing', 'leading', 'linspace', got 'foo'"):
+        widgets.schedule_explorer(["linear"], num_timesteps=T, spacing="foo")
+    with pytest.raises(ValueError, match="spacing must be one of"):
+        widgets.sampler_explorer(oracle, SCHED, shape=(2, 1, 8, 8), spacing="foo")
+    nan_image = images.clone()
+    nan_image[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="image must be finite, got 1 NaN"):
+        widgets.forward_explorer(nan_image, num_timesteps=T)
+    with pytest.raises(ValueError, match="image must be finite"):
+        widgets.noise_prediction_explorer(oracle, nan_image, SCHED)
+    for make in (lambda: widgets.sampler_explorer(oracle, SCHED, shape=(2, 1, 8, 8), num_steps=T + 1),
+                 lambda: widgets.schedule_explorer(["linear"], num_timesteps=T, num_steps=T + 1),
+                 lambda: widgets.toy2d_explorer(torch.zeros(5, 2), SCHED, num_steps=T + 1)):
+        with pytest.raises(ValueError, match=rf"num_steps must be an int in \[1, {T}\].*got {T + 1}"):
+            make()
+    with pytest.raises(ValueError, match=rf"t must be an int in \[0, {T - 1}\].*got {T}"):
+        widgets.forward_explorer(images, num_timesteps=T, t=T)
+    with pytest.raises(ValueError, match="guidance_scale must be a finite number in \\[0, 8\\]"):
+        widgets.sampler_explorer(oracle, SCHED, shape=(2, 1, 8, 8), guidance_scale=20.0)
+    with pytest.raises(ValueError, match=rf"timesteps must be an int in \[0, {T - 1}\].*got {T}"):
+        widgets.noise_prediction_explorer(oracle, images, SCHED, timesteps=[0, T])
+    inp = explorers.sampler.inputs(oracle, SCHED, (2, 1, 8, 8))
+    with pytest.raises(ValueError, match="num_steps must be an int"):
+        explorers.sampler.to_static(inp, explorers.sampler.knobs(inp), num_steps_values=[T + 1])
+
+
+def test_sampler_explorer_spacing_reaches_the_sampler(oracle):
+    w = widgets.sampler_explorer(oracle, SCHED, shape=(2, 1, 8, 8), num_steps=5)
+    trailing = w.image.value
+    w.spacing.value = "leading"
+    assert list(w.current["timesteps"]) == dv.sampling_timesteps(T, 5, "leading").tolist()
+    assert w.current["timestep_spacing"] == "leading" and w.image.value != trailing
+
+
+def test_toy2d_reads_the_visited_timesteps_from_the_trajectory(monkeypatch):
+    def no_recompute(*args, **kwargs):
+        raise AssertionError("toy2d must read trajectory.timesteps, not recompute them")
+
+    monkeypatch.setattr(explorers.toy2d, "sampling_timesteps", no_recompute)
+    oracle = dv.GaussianMixtureDenoiser(torch.tensor([[0.0, 1.0]]), 0.3, schedule=SCHED)
+    w = widgets.toy2d_explorer(oracle.sample_data(20, generator=gen(5)).float(), SCHED, oracle=oracle, num_steps=7)
+    visited = w.trajectories["exact ε* (oracle)"].timesteps.tolist()
+    assert w.last_error is None and [v for _, v in w.t_slider.options] == [-1, *sorted(visited)]

@@ -50,10 +50,13 @@ def inputs(model, schedule, shape=None, num_classes=None, seed=0, nrow=None) -> 
     return SamplerInputs(model, schedule, x_T, seed, num_classes, nrow)
 
 
-def knobs(inp: SamplerInputs, sampler="ddim", num_steps=20, spacing="trailing", eta=0.0, cls="mixed",
+def knobs(inp: SamplerInputs, sampler="ddim", num_steps=20, spacing="trailing", eta=0.0, cls=None,
           guidance_scale=1.0) -> dict:
-    """The ``sample`` arguments for these control values. cls: "mixed" (0, 1, 2, … in turn), "none"
-    (unconditional, no guidance) or a class index; η only counts for DDIM."""
+    """The ``sample`` arguments for these control values. cls: "mixed" (0, 1, 2, … in turn; the default
+    for a conditional model), "none" (unconditional, no guidance) or a class index; η only counts for DDIM."""
+    cls = cls if cls is not None else ("mixed" if inp.num_classes else "none")
+    if cls != "none" and not inp.num_classes:
+        raise ValueError(f"cls={cls!r} needs a class-conditional model (num_classes), this one has none")
     y = None if cls == "none" else (torch.arange(inp.x_T.shape[0]) % inp.num_classes if cls == "mixed" else int(cls))
     return {"sampler": sampler, "num_steps": num_steps, "timestep_spacing": spacing,
             "eta": eta if sampler == "ddim" else 0.0, "y": y, "guidance_scale": None if y is None else guidance_scale}
