@@ -39,7 +39,8 @@ def inputs(image, schedules=("linear", "cosine"), num_timesteps=1000, seed=0, nr
     named = viz.named_schedules(schedules, positive_int("num_timesteps", num_timesteps))
     noise = torch.randn(x0.shape, generator=viz.generator(seed))
     coefficients = {k: viz.forward_coefficients(s) for k, s in named.items()}
-    return ForwardInputs(x0, noise, named, coefficients, viz.common_num_timesteps(named), nrow, positive_int("bins", bins))
+    T = viz.common_num_timesteps(named)
+    return ForwardInputs(x0, noise, named, coefficients, T, nrow, positive_int("bins", bins))
 
 
 def frame(inp: ForwardInputs, t: int) -> dict:
@@ -107,9 +108,9 @@ def figure(inp: ForwardInputs, f: dict, height: int = 560):
     xs = np.linspace(-4, 4, 200)
     add("normal_pdf", [go.Scatter(x=xs, y=viz.standard_normal_pdf(xs), name="N(0, 1)",
                                   line=dict(color="black", dash="dash"))], 2, lambda i: 1)
+    weights = (("sqrt_alpha_bar", "√ᾱ_t", None), ("sqrt_one_minus_alpha_bar", "√(1−ᾱ_t)", "dash"))  # solid, dashed
     curves = [go.Scatter(x=c["t"], y=c[key], name=f"{name} {k}", line=dict(color=plots.color(i), dash=dash))
-              for i, (k, c) in enumerate(inp.coefficients.items())
-              for key, name, dash in (("sqrt_alpha_bar", "√ᾱ_t", None), ("sqrt_one_minus_alpha_bar", "√(1−ᾱ_t)", "dash"))]
+              for i, (k, c) in enumerate(inp.coefficients.items()) for key, name, dash in weights]
     add("curves", curves, 2, lambda i: 2)
     add("markers", changing["markers"], 2, lambda i: 2)
     fig.update_xaxes(visible=False, row=1)

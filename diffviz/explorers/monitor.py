@@ -111,7 +111,8 @@ def training_monitor(min_interval: float = 0.2, max_points: int = 2000, nrow=Non
         monitor.update()
 
     monitor = Explorer("TrainingMonitor", "Training monitor", [line], [W.HBox([view, titled("EMA samples", image)])],
-                       render, static=lambda w: to_static(history), note="loss = L_simple, the mean squared error of ε̂",
+                       render, static=lambda w: to_static(history),
+                       note="loss = L_simple, the mean squared error of ε̂",
                        parts=dict(figure=view, readout=line, image=image, history=history, handles=handles,
                                   callback=callback, flush=flush))
     return monitor

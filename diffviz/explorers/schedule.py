@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 from plotly.subplots import make_subplots
 
 from .. import plots, viz
-from ..schedules import sampling_timesteps
+from ..schedules import NoiseSchedule, sampling_timesteps
 from ..validate import check_num_steps, finite_number, one_of, positive_int
 from .common import SPACINGS
 
@@ -78,7 +78,8 @@ def figure(st: dict, height: int = 330):
         fig.add_trace(go.Scatter(x=v, y=c["alpha_bar"][v], mode="markers", name=f"visited ({label})",
                                  legendgroup=label, showlegend=False, marker=dict(color=plots.color(i), size=6)),
                       row=1, col=2)
-    handles["order"] = [h[key] for h in handles["curves"].values() for key in CURVES] + list(handles["visited"].values())
+    curve_indices = [h[key] for h in handles["curves"].values() for key in CURVES]
+    handles["order"] = curve_indices + list(handles["visited"].values())
     fig.update_yaxes(type="log", row=1, col=1)
     fig.update_xaxes(title_text=f"t ({plots.T_NOTE})")
     fig.update_layout(height=height, margin=dict(l=40, r=20, t=40, b=40))
@@ -129,8 +130,9 @@ def schedule_explorer(schedules=("linear", "cosine", "quadratic", "sigmoid"), nu
 
     check_num_steps(num_steps, smallest_T(num_timesteps))
     first = state(schedules, num_timesteps, num_steps, spacing, warn_alpha_bar)
-    by_name = any(isinstance(s, str) for s in ([schedules] if isinstance(schedules, str) else
-                                                (schedules.values() if isinstance(schedules, dict) else schedules)))
+    given = [schedules] if isinstance(schedules, (str, NoiseSchedule)) else \
+        list(schedules.values() if isinstance(schedules, dict) else schedules)
+    by_name = any(isinstance(s, str) for s in given)  # only names are rebuilt when T moves
     T_slider = W.SelectionSlider(options=sorted({*T_CHOICES, num_timesteps}), value=num_timesteps,
                                  description="T (names)", disabled=not by_name, style=WIDE)
     steps_slider = W.IntSlider(num_steps, min=1, max=num_timesteps, description="sampling steps", style=WIDE)
@@ -143,12 +145,15 @@ def schedule_explorer(schedules=("linear", "cosine", "quadratic", "sigmoid"), nu
     def render(w) -> dict:
         T = T_slider.value
         steps_slider.max = smallest_T(T)  # may lower steps_slider.value: shown as it is used
-        st = state(schedules, T, steps_slider.value, spacing_menu.value, warn_alpha_bar)
+        st = now()
         with view.batch_update():
             for trace, i in zip(traces(st), handles["order"]):
                 view.data[i].x, view.data[i].y = trace.x, trace.y
         summary.value = summary_html(st)
         return st
+
+    def now() -> dict:
+        return state(schedules, T_slider.value, steps_slider.value, spacing_menu.value, warn_alpha_bar)
 
     def static(w, T_values=None):
         default = [T for T in T_slider.options if T >= steps_slider.value] if by_name else [T_slider.value]
@@ -156,6 +161,6 @@ def schedule_explorer(schedules=("linear", "cosine", "quadratic", "sigmoid"), nu
                          T_slider.value, warn_alpha_bar)
 
     return Explorer("ScheduleExplorer", "Noise schedules", [T_slider, steps_slider, spacing_menu], [view, summary],
-                    render, static=static, filmstrip=lambda w: filmstrip(w.current),
+                    render, static=static, filmstrip=lambda w: filmstrip(now()),
                     parts=dict(T_slider=T_slider, steps_slider=steps_slider, spacing=spacing_menu, figure=view,
                                summary=summary, handles=handles))

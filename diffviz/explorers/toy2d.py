@@ -140,8 +140,8 @@ def toy2d_explorer(data, schedule, oracle=None, model=None, n=1000, sampler="ddp
         line.value = t_label(t) + ("" if t < 0 else f" · ᾱ_t = {float(schedule.alphas_cumprod[t]):.3g}")
         return f
 
-    return Explorer("Toy2DExplorer", f"2-D toy data: forward and reverse ({inp.sampler.upper()}, {inp.num_steps} steps)",
-                    [t_slider, line], [view], render,
+    title = f"2-D toy data: forward and reverse ({inp.sampler.upper()}, {inp.num_steps} steps)"
+    return Explorer("Toy2DExplorer", title, [t_slider, line], [view], render,
                     static=lambda w, *a, **kw: to_static(inp, *a, **kw),
                     filmstrip=lambda w, *a, **kw: filmstrip(inp, *a, **kw),
                     parts=dict(t_slider=t_slider, readout=line, figure=view, handles=handles, inputs=inp,
