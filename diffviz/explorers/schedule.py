@@ -54,16 +54,16 @@ def summary_html(st: dict) -> str:
     return text
 
 
-def traces(st: dict) -> list:
-    """The changing traces in ``figure``'s handle order: each label's three curves, then each label's markers."""
-    out = [go.Scatter(x=c["t"], y=c[key]) for c in st["curves"].values() for key in CURVES]
-    return out + [go.Scatter(x=v, y=st["curves"][k]["alpha_bar"][v]) for k, v in st["visited"].items()]
+def trace_data(st: dict) -> list:
+    """(x, y) of every trace in ``figure``'s handle order: each label's three curves, then each label's markers."""
+    out = [(c["t"], c[key]) for c in st["curves"].values() for key in CURVES]
+    return out + [(v, st["curves"][k]["alpha_bar"][v]) for k, v in st["visited"].items()]
 
 
 def figure(st: dict, height: int = 330):
     """β_t (log axis), ᾱ_t and log SNR(t) side by side, with markers on ᾱ_t at the visited t.
     Returns (fig, handles): handles["curves"][label][key] and handles["visited"][label] are trace
-    indices; ``handles["order"]`` lists all of them in the order of ``traces(st)``."""
+    indices; ``handles["order"]`` lists all of them in the order of ``trace_data(st)``."""
     fig = make_subplots(1, 3, subplot_titles=("β_t", "ᾱ_t (markers: timesteps the sampler visits)", "log SNR(t)"))
     handles = {"curves": {}, "visited": {}}
     for i, (label, c) in enumerate(st["curves"].items()):
@@ -97,7 +97,8 @@ def to_static(schedules, T_values, num_steps: int, spacing: str = "trailing", ac
     for T, st in zip(Ts, states):
         terminal = ", ".join(f"{k}: ᾱ_T = {v['alpha_bar_T']:.2g}{' ⚠' if k in st['warnings'] else ''}"
                              for k, v in st["terminal"].items())
-        frames.append((T, traces(st), go.Layout(title=dict(text=f"T = {T} · {terminal}", font=dict(size=13)))))
+        traces = [go.Scatter(x=x, y=y) for x, y in trace_data(st)]
+        frames.append((T, traces, go.Layout(title=dict(text=f"T = {T} · {terminal}", font=dict(size=13)))))
     fig, handles = figure(states[active])
     fig.update_layout(frames[active][2], margin=dict(t=80))
     return plots.add_slider_frames(fig, frames, handles["order"], prefix="T = ", active=active)
@@ -147,8 +148,8 @@ def schedule_explorer(schedules=("linear", "cosine", "quadratic", "sigmoid"), nu
         steps_slider.max = smallest_T(T)  # may lower steps_slider.value: shown as it is used
         st = now()
         with view.batch_update():
-            for trace, i in zip(traces(st), handles["order"]):
-                view.data[i].x, view.data[i].y = trace.x, trace.y
+            for (x, y), i in zip(trace_data(st), handles["order"]):
+                view.data[i].x, view.data[i].y = x, y
         summary.value = summary_html(st)
         return st
 
