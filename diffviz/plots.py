@@ -5,8 +5,10 @@ Three kinds, all pure (same arrays → same picture):
   * matplotlib: functions that draw into an ``ax`` you pass (and return the artists a widget may
     update in place), plus filmstrips that return a ``matplotlib.figure.Figure`` (never pyplot, so
     nothing is shown twice in Jupyter);
-  * plotly: functions that return a ``go.Figure``; ``add_slider_frames`` turns one into a
-    self-contained animation with its own slider (the "static twin" of a widget).
+  * plotly: ``image_panels_figure`` (trace i is panel i) and ``add_slider_frames``, which turns a
+    figure into a self-contained animation with its own slider (the "static twin" of a widget).
+    The plotly figures of one explorer live in its module, ``diffviz.explorers.<name>.figure``,
+    which returns the figure and the trace indices ("handles") of what changes.
 Timesteps are 0-based: code t = k is the paper's t = k + 1.
 """
 from __future__ import annotations
