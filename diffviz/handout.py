@@ -7,9 +7,10 @@
              ──► NAME.html (plotly.js inlined ONCE in <head>) ──Chromium --print-to-pdf──► NAME.pdf
 
 Nothing needs the internet. No kernel runs behind a handout, so a widget cannot react; instead:
-  * an ``Explorer`` (diffviz.widgets) shown as a cell's result renders as its static twins
-    (``explorer_html``): on screen ``to_static()``, a plotly figure with precomputed frames and its
-    own slider; in print (CSS ``@media print``) ``filmstrip()``, a picture of chosen t;
+  * an explorer (``diffviz.explorers``) shown as a cell's result renders as its static twins
+    (``diffviz.explorers.html.static_html``): on screen ``to_static()``, a plotly figure with
+    precomputed frames and its own slider; in print (CSS ``@media print`` below) ``filmstrip()``,
+    a picture of chosen t;
   * plain plotly figures (``plotly_mimetype`` outputs) become HTML that uses the page's plotly.js;
   * other widgets become a one-line note; markdown ``$...$`` / ``$$...$$`` become SVG pictures
     drawn by matplotlib's mathtext (TeX it cannot parse stays as written), so MathJax is not needed.
@@ -28,6 +29,8 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from .explorers.html import HANDOUT_ENV
 
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
@@ -77,22 +80,6 @@ class HandoutFiles:
 
 
 # ----------------------------------------------------------------------------- what a cell shows
-def explorer_html(explorer) -> str:
-    """An Explorer's handout form: its title, ``to_static()`` as plotly HTML without plotly.js (the
-    page loads it once) for the screen and, when it has one, ``filmstrip()`` as a PNG for print."""
-    header = explorer.children[0].value if explorer.children else ""
-    fig = explorer.to_static()
-    plot = fig.to_html(include_plotlyjs=False, full_html=False, auto_play=False, config={"displaylogo": False})
-    note = "<div class='diffviz-note'>Static copy of a widget: its slider moves through precomputed frames.</div>"
-    if not hasattr(explorer, "filmstrip"):
-        return f"<div class='diffviz-handout'>{header}{note}{plot}</div>"
-    buf = io.BytesIO()
-    explorer.filmstrip().savefig(buf, format="png", dpi=110)
-    png = base64.b64encode(buf.getvalue()).decode()
-    return (f"<div class='diffviz-handout'>{header}<div class='diffviz-screen'>{note}{plot}</div>"
-            f"<div class='diffviz-print'><img alt='filmstrip' src='data:image/png;base64,{png}'></div></div>")
-
-
 TEX_FIXES = [  # (regex, replacement): TeX that mathtext lacks, rewritten to TeX it knows
     (r"\\[bB]igg?[lr]?(?![A-Za-z])", ""), (r"\\[lr]Vert(?![A-Za-z])", r"\\Vert"),
     (r"\\(le|ge)(?![A-Za-z])", r"\\\1q"), (r"\\[td]frac(?![A-Za-z])", r"\\frac"),
@@ -160,8 +147,6 @@ def execute_notebook(path: Path, timeout: int = 600):
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
-
-    from .widgets import HANDOUT_ENV
 
     nb = nbformat.read(path, as_version=4)
     env = {**os.environ, HANDOUT_ENV: "1", "PLOTLY_RENDERER": "plotly_mimetype"}  # figures as JSON: we convert

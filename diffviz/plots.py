@@ -5,8 +5,10 @@ Three kinds, all pure (same arrays → same picture):
   * matplotlib: functions that draw into an ``ax`` you pass (and return the artists a widget may
     update in place), plus filmstrips that return a ``matplotlib.figure.Figure`` (never pyplot, so
     nothing is shown twice in Jupyter);
-  * plotly: functions that return a ``go.Figure``; ``add_slider_frames`` turns one into a
-    self-contained animation with its own slider (the "static twin" of a widget).
+  * plotly: ``image_panels_figure`` (trace i is panel i) and ``add_slider_frames``, which turns a
+    figure into a self-contained animation with its own slider (the "static twin" of a widget).
+    The plotly figures of one explorer live in its module, ``diffviz.explorers.<name>.figure``,
+    which returns the figure and the trace indices ("handles") of what changes.
 Timesteps are 0-based: code t = k is the paper's t = k + 1.
 """
 from __future__ import annotations
@@ -22,6 +24,7 @@ from PIL import Image
 from plotly.subplots import make_subplots
 
 from .images import make_grid
+from .validate import finite_array
 
 COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")  # the same in mpl and plotly
 T_NOTE = "code t = k is the paper's t = k + 1"
@@ -53,8 +56,8 @@ def to_png(pixels: np.ndarray, scale: int = 1) -> bytes:
 
 def image_png(x, nrow: int | None = None, scale: int | None = None) -> bytes:
     """Images in [-1, 1], (C, H, W) or (N, C, H, W), as one PNG grid (``images.make_grid``; values
-    outside [-1, 1] are clipped). ``scale`` None picks ``display_scale`` of the grid."""
-    x = np.asarray(x)
+    outside [-1, 1] are clipped, NaN or ±inf are a ValueError). ``scale`` None picks ``display_scale`` of the grid."""
+    x = finite_array("x", x)
     grid = make_grid(x[None] if x.ndim == 3 else x, nrow=nrow)  # (H_grid, W_grid, C) uint8
     return to_png(grid, scale or display_scale(max(grid.shape[:2])))
 
@@ -209,26 +212,6 @@ def scatter_filmstrip(rows, row_labels, col_labels, lim: float = 3.5, background
 
 
 # ----------------------------------------------------------------------------- plotly figures
-def schedule_figure(curves: dict, visited=None, height: int = 330) -> go.Figure:
-    """β_t (log axis), ᾱ_t and log SNR(t) side by side. Trace order: for each label, its three
-    curves, then for each label its ``visited`` markers on ᾱ_t (``visited``: None, one array of
-    timesteps, or {label: array})."""
-    fig = make_subplots(1, 3, subplot_titles=("β_t", "ᾱ_t (markers: timesteps the sampler visits)", "log SNR(t)"))
-    for i, (label, c) in enumerate(curves.items()):
-        for col, key in enumerate(("beta", "alpha_bar", "log_snr"), start=1):
-            fig.add_trace(go.Scatter(x=c["t"], y=c[key], mode="lines", name=label, legendgroup=label,
-                                     showlegend=col == 1, line=dict(color=color(i))), row=1, col=col)
-    for i, (label, c) in enumerate(curves.items()):
-        v = _visited_for(visited, label, len(c["t"]))
-        fig.add_trace(go.Scatter(x=v, y=c["alpha_bar"][v], mode="markers", name=f"visited ({label})",
-                                 legendgroup=label, showlegend=False, marker=dict(color=color(i), size=6)),
-                      row=1, col=2)
-    fig.update_yaxes(type="log", row=1, col=1)
-    fig.update_xaxes(title_text=f"t ({T_NOTE})")
-    fig.update_layout(height=height, margin=dict(l=40, r=20, t=40, b=40))
-    return fig
-
-
 def image_panels_figure(titles, pngs, height: int = 300) -> go.Figure:
     """One ``go.Image`` per panel, side by side (trace i is panel i); pngs are PNG bytes."""
     fig = make_subplots(1, len(titles), subplot_titles=list(titles))
@@ -237,35 +220,6 @@ def image_panels_figure(titles, pngs, height: int = 300) -> go.Figure:
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10))
-    return fig
-
-
-def scatter_panels_figure(titles, points, background=None, lim: float = 3.5, height: int = 360) -> go.Figure:
-    """2-D point clouds side by side, square axes fixed to [−lim, lim]. Trace i is panel i's cloud;
-    with ``background`` (M, 2), traces len(titles).. hold it (grey) once per panel."""
-    fig = make_subplots(1, len(titles), subplot_titles=list(titles))
-    for i, p in enumerate(points):
-        fig.add_trace(go.Scatter(x=p[:, 0], y=p[:, 1], mode="markers", name=titles[i], showlegend=False,
-                                 marker=dict(size=3, color=color(i))), row=1, col=i + 1)
-    if background is not None:
-        for i in range(len(titles)):
-            fig.add_trace(go.Scatter(x=background[:, 0], y=background[:, 1], mode="markers", name="data",
-                                     showlegend=False, hoverinfo="skip",
-                                     marker=dict(size=2, color="rgba(0,0,0,0.12)")), row=1, col=i + 1)
-    fig.update_xaxes(range=[-lim, lim], zeroline=False)
-    fig.update_yaxes(range=[-lim, lim], zeroline=False)
-    for i in range(len(titles)):
-        fig.update_yaxes(scaleanchor=f"x{'' if i == 0 else i + 1}", row=1, col=i + 1)
-    fig.update_layout(height=height, margin=dict(l=30, r=10, t=40, b=30))
-    return fig
-
-
-def loss_figure(height: int = 300) -> go.Figure:
-    """An empty training-loss plot (trace 0) with a log-scale y axis."""
-    fig = go.Figure(go.Scatter(x=[], y=[], mode="lines", name="L_simple"))
-    fig.update_layout(height=height, margin=dict(l=50, r=10, t=30, b=40), title="training loss",
-                      xaxis_title="optimizer step", yaxis_title="L_simple = mean ‖ε − ε̂‖² (log scale)")
-    fig.update_yaxes(type="log")
     return fig
 
 
@@ -287,49 +241,3 @@ def add_slider_frames(fig: go.Figure, frames, trace_indices, prefix: str = "t = 
     extra = 110  # room below the x-axis titles for the slider
     fig.update_layout(height=(fig.layout.height or 300) + extra, margin=dict(b=(fig.layout.margin.b or 40) + extra))
     return fig
-
-
-def forward_figure(pngs: dict, histograms: dict, coefficients: dict, t: int, height: int = 560) -> go.Figure:
-    """Plotly twin of the forward explorer: x_t per schedule (row 1), the pixel histogram against
-    N(0, 1) and the √ᾱ_t, √(1−ᾱ_t) curves with markers at t (row 2).
-    Trace order (n schedules): images 0..n−1, histograms n..2n−1, N(0, 1) pdf 2n, curves
-    2n+1..4n (two per schedule), markers 4n+1..5n (one per schedule: [signal, noise] at t);
-    ``forward_frame_traces`` gives the changing ones (images, histograms, markers) for a frame."""
-    n = len(pngs)
-    cols = max(n, 2)
-    specs = [[{}] * cols, [{}, {"colspan": cols - 1}] + [None] * (cols - 2)]
-    fig = make_subplots(2, cols, specs=specs, row_heights=[0.55, 0.45], vertical_spacing=0.12,
-                        subplot_titles=[*pngs, *[""] * (cols - n), "pixels of x_t vs N(0, 1)",
-                                        "√ᾱ_t (solid) and √(1−ᾱ_t) (dashed)"])
-    for i, png in enumerate(pngs.values()):
-        fig.add_trace(go.Image(source=data_uri(png), name=list(pngs)[i]), row=1, col=i + 1)
-    xs = np.linspace(-4, 4, 200)
-    for trace in forward_frame_traces({}, histograms, {}, t)[1]:
-        fig.add_trace(trace, row=2, col=1)
-    fig.add_trace(go.Scatter(x=xs, y=np.exp(-0.5 * xs**2) / np.sqrt(2 * np.pi), name="N(0, 1)",
-                             line=dict(color="black", dash="dash")), row=2, col=1)
-    for i, (label, c) in enumerate(coefficients.items()):
-        fig.add_trace(go.Scatter(x=c["t"], y=c["sqrt_alpha_bar"], name=f"√ᾱ_t {label}", line=dict(color=color(i))),
-                      row=2, col=2)
-        fig.add_trace(go.Scatter(x=c["t"], y=c["sqrt_one_minus_alpha_bar"], name=f"√(1−ᾱ_t) {label}",
-                                 line=dict(color=color(i), dash="dash")), row=2, col=2)
-    for trace in forward_frame_traces({}, {}, coefficients, t)[2]:
-        fig.add_trace(trace, row=2, col=2)
-    fig.update_xaxes(visible=False, row=1)
-    fig.update_yaxes(visible=False, row=1)
-    fig.update_xaxes(title_text="pixel value", range=[-4, 4], row=2, col=1)
-    fig.update_xaxes(title_text=f"t ({T_NOTE})", row=2, col=2)
-    fig.update_layout(height=height, margin=dict(l=40, r=10, t=40, b=40))
-    return fig
-
-
-def forward_frame_traces(pngs: dict, histograms: dict, coefficients: dict, t: int):
-    """The traces of ``forward_figure`` that change with t: (images, histograms, markers)."""
-    images = [go.Image(source=data_uri(png)) for png in pngs.values()]
-    hists = [go.Scatter(x=edges, y=np.append(density, density[-1]), line=dict(shape="hv", color=color(i)),
-                        name=f"x_t pixels ({label})")
-             for i, (label, (density, edges)) in enumerate(histograms.items())]
-    markers = [go.Scatter(x=[t, t], y=[c["sqrt_alpha_bar"][t], c["sqrt_one_minus_alpha_bar"][t]], mode="markers",
-                          marker=dict(color=color(i), size=9), name=f"t ({label})", showlegend=False)
-               for i, (label, c) in enumerate(coefficients.items())]
-    return images, hists, markers

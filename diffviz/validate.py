@@ -172,3 +172,15 @@ def one_of(name: str, value, allowed: tuple):
     if not isinstance(value, str) or value not in allowed:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
     return value
+
+
+def finite_array(name: str, value):
+    """``value`` (a tensor or array-like of numbers) as a numpy array with no NaN or ±inf in it."""
+    array = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
+    if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
+        raise TypeError(f"{name} must hold real numbers, got dtype {array.dtype}")
+    bad = ~np.isfinite(array)
+    if bad.any():
+        raise ValueError(f"{name} must be finite, got {int(np.isnan(array).sum())} NaN and "
+                         f"{int(np.isinf(array).sum())} ±inf values in an array of shape {tuple(array.shape)}")
+    return array

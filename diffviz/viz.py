@@ -1,8 +1,8 @@
 """Compute layer for the plots and widgets: torch in, plain numpy arrays out.
 
-Nothing here draws or builds a widget. The widgets in ``diffviz.widgets`` call these functions when a
-control moves, and their static twins call the very same functions for the frames they store, so a
-widget and its handout figure always show the same numbers.
+Nothing here draws or builds a widget. The explorers (``diffviz.explorers``) call these functions when
+a control moves, and their static twins and filmstrips call the very same functions for the frames
+they store, so a widget and its handout figure always show the same numbers.
 
 Timesteps are 0-based integers t in [0, T−1]; code t = k is the paper's t = k + 1.
 All noise comes from seeded ``torch.Generator``s (``seed`` arguments, default 0).
@@ -18,6 +18,7 @@ from torch import nn
 from .diffusion import predict_x0, q_sample
 from .sampling import Trajectory, guided_eps, sample
 from .schedules import NoiseSchedule, get_schedule
+from .validate import finite_array
 
 EPS_DISPLAY_RANGE = 3.0  # noise images are shown as ε / 3: ±3σ maps to black / white
 
@@ -28,8 +29,8 @@ def generator(seed: int = 0) -> torch.Generator:
 
 
 def as_image_batch(image, name: str = "image") -> torch.Tensor:
-    """(C, H, W) or (N, C, H, W), C in {1, 3}, values in [-1, 1] → (N, C, H, W) float32 CPU."""
-    x = torch.as_tensor(image).detach().float().cpu()
+    """(C, H, W) or (N, C, H, W), C in {1, 3}, finite values in [-1, 1] → (N, C, H, W) float32 CPU."""
+    x = torch.as_tensor(finite_array(name, image)).float()
     if x.ndim == 3:
         x = x[None]
     if x.ndim != 4 or x.shape[1] not in (1, 3):
@@ -185,11 +186,12 @@ def trajectory_step(trajectory: Trajectory, step: int) -> dict:
 
 def run_sampler(model, schedule: NoiseSchedule, x_T: torch.Tensor, sampler: str = "ddim",
                 num_steps: int | None = None, eta: float = 0.0, seed: int = 0, y=None,
-                guidance_scale=None, record: bool = False) -> Trajectory:
+                guidance_scale=None, record: bool = False, timestep_spacing: str = "trailing") -> Trajectory:
     """``sample`` from a FIXED x_T with a freshly seeded generator, so that changing one knob
-    (sampler, steps, η, class, guidance) changes nothing else. Returns the Trajectory."""
+    (sampler, steps, spacing, η, class, guidance) changes nothing else. Returns the Trajectory."""
     return sample(model, schedule, tuple(x_T.shape), sampler=sampler, num_steps=num_steps, eta=eta,
-                  generator=generator(seed), y=y, guidance_scale=guidance_scale, record=record, x_T=x_T)
+                  generator=generator(seed), y=y, guidance_scale=guidance_scale, record=record, x_T=x_T,
+                  timestep_spacing=timestep_spacing)
 
 
 def points_at(trajectory: Trajectory, t: int) -> np.ndarray:

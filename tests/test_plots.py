@@ -40,6 +40,17 @@ def test_image_png_is_make_grid_upscaled():
     assert np.array_equal(single, make_grid(x[:1])[..., 0])
 
 
+def test_images_with_nan_or_inf_are_refused_by_name():
+    x = np.zeros((2, 1, 4, 4), np.float32)
+    x[0, 0, 1, 1], x[1, 0, 2, 2] = np.nan, np.inf
+    with pytest.raises(ValueError, match=r"x must be finite, got 1 NaN and 1 ±inf"):
+        plots.image_png(x)
+    with pytest.raises(ValueError, match="image must be finite"):
+        viz.as_image_batch(x)
+    with pytest.raises(TypeError, match="x must hold real numbers"):
+        plots.image_png(np.array([["a"]]))
+
+
 def test_data_uri_holds_the_png():
     png = plots.to_png(np.zeros((2, 2), np.uint8))
     uri = plots.data_uri(png)
@@ -108,15 +119,6 @@ def test_filmstrips_label_rows_and_columns():
     assert len(fig.axes) == 2 and fig.axes[0].get_xlim() == (-3.5, 3.5)
 
 
-def test_schedule_figure_trace_order():
-    curves = {k: viz.schedule_curves(s) for k, s in (("linear", linear_schedule(30)), ("cosine", cosine_schedule(30)))}
-    fig = plots.schedule_figure(curves, visited={"linear": [29, 9], "cosine": [29]})
-    assert len(fig.data) == 8
-    assert np.allclose(fig.data[4].y, curves["cosine"]["alpha_bar"])  # cosine is label 1: traces 3..5
-    assert list(fig.data[6].x) == [29, 9] and list(fig.data[7].x) == [29]
-    assert fig.layout.yaxis.type == "log"
-
-
 def test_panels_and_slider_frames():
     png = plots.to_png(np.zeros((4, 4), np.uint8))
     fig = plots.image_panels_figure(["a", "b"], [png, png])
@@ -126,23 +128,6 @@ def test_panels_and_slider_frames():
     assert [f.name for f in fig.frames] == ["0", "5", "9"] and list(fig.frames[0].traces) == [0, 1]
     slider = fig.layout.sliders[0]
     assert slider.active == 1 and [s.label for s in slider.steps] == ["0", "5", "9"]
-    pts = RNG.standard_normal((10, 2))
-    fig = plots.scatter_panels_figure(["f", "r"], [pts, pts], background=pts, lim=4)
-    assert len(fig.data) == 4 and tuple(fig.layout.xaxis.range) == (-4, 4)
-    assert plots.loss_figure().layout.yaxis.type == "log"
-
-
-def test_forward_figure_trace_order_matches_frame_traces():
-    s = linear_schedule(40)
-    png = plots.to_png(np.zeros((4, 4), np.uint8))
-    hist = {"linear": viz.pixel_histogram(RNG.standard_normal(100))}
-    coef = {"linear": viz.forward_coefficients(s)}
-    fig = plots.forward_figure({"linear": png}, hist, coef, t=7)
-    n = 1
-    assert isinstance(fig.data[0], go.Image) and fig.data[2 * n].name == "N(0, 1)"
-    assert np.allclose(fig.data[n].y[:-1], hist["linear"][0])  # histogram n..2n-1
-    assert list(fig.data[4 * n + 1].x) == [7, 7]  # markers 4n+1..5n
-    assert fig.data[4 * n + 1].y[0] == pytest.approx(coef["linear"]["sqrt_alpha_bar"][7])
 
 
 def test_scatter_png_is_a_square_picture():

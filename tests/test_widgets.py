@@ -1,5 +1,6 @@
-"""diffviz.widgets, headless: build every helper with tiny inputs, move its controls, and check that
-what is shown changed, updated in place, and equals what the compute functions give."""
+"""diffviz.explorers (re-exported by diffviz.widgets), headless: build every explorer with tiny inputs,
+move its controls, and check that what is shown changed, updated in place, and equals what the
+compute functions give; the static twins and filmstrips also as plain functions, without a widget."""
 import time
 
 import numpy as np
@@ -10,7 +11,8 @@ from matplotlib.figure import Figure
 from torch import nn
 
 import diffviz as dv
-from diffviz import plots, viz, widgets
+from diffviz import explorers, plots, viz, widgets
+from diffviz.explorers.base import Explorer
 from diffviz.training import TrainEvent
 
 T = 50
@@ -48,7 +50,7 @@ def move(slider, values):
 
 def test_forward_explorer_shows_q_sample_with_the_seeded_noise(images):
     w = widgets.forward_explorer(images, ["linear", "cosine"], num_timesteps=T, t=0)
-    assert w.last_error is None and isinstance(w, widgets.Explorer)
+    assert w.last_error is None and isinstance(w, Explorer) and repr(w).startswith("ForwardExplorer(")
     assert torch.equal(w.noise, torch.randn(images.shape, generator=gen(0)))
     view, before, panel_before = w.images["cosine"], w.images["cosine"].value, w.panel.value
     w.t_slider.value = 30
@@ -69,12 +71,12 @@ def test_schedule_explorer_warns_about_terminal_snr_and_marks_visited_steps():
     w.T_slider.value = 20
     assert w.current["warnings"] == ["linear"] and "⚠" in w.summary.value
     lin = dv.linear_schedule(20)
-    assert np.allclose(w.figure.data[1].y, lin.alphas_cumprod.numpy())  # linear ᾱ_t
+    assert np.allclose(w.figure.data[w.handles["curves"]["linear"]["alpha_bar"]].y, lin.alphas_cumprod.numpy())
     assert w.current["terminal"]["linear"]["alpha_bar_T"] == pytest.approx(float(lin.alphas_cumprod[-1]))
     w.steps_slider.value = 4
     w.spacing.value = "leading"
     visited = dv.sampling_timesteps(20, 4, "leading").numpy()
-    assert list(w.figure.data[6].x) == list(visited)  # 3 curves × 2 schedules, then the markers
+    assert list(w.figure.data[w.handles["visited"]["linear"]].x) == list(visited)
     w.T_slider.value = 10
     assert w.steps_slider.max == 10 and w.last_error is None
     fig = w.to_static(T_values=[10, 100])
@@ -98,8 +100,11 @@ def test_trajectory_explorer_scrubs_the_cached_run(trajectory):
     assert w.images["x0_hat"].value == plots.image_png(step["x0_hat"])
     assert f"paper {step['t'] + 1}" in w.readout.value
     fig = w.to_static(max_frames=5)
-    assert len(fig.frames) == 5 and fig.frames[0].data[0].source == plots.data_uri(w.frame(0)["png"]["x_t"])
+    first = explorers.trajectory.frame(trajectory, 0)["png"]["x_t"]
+    assert len(fig.frames) == 5 and fig.frames[0].data[0].source == plots.data_uri(first)
     assert len(w.filmstrip(num=3).axes) == 9
+    plain = explorers.trajectory.filmstrip(trajectory, num=3)  # the same figure, no widget needed
+    assert len(plain.axes) == 9 and plain.axes[0].get_title() == w.filmstrip(num=3).axes[0].get_title()
     no_record = dv.sample(lambda x, t: torch.zeros_like(x), SCHED, (2, 1, 4, 4), num_steps=2, record=False)
     with pytest.raises(ValueError, match="record=True"):
         widgets.trajectory_explorer(no_record)
@@ -147,19 +152,19 @@ def test_training_monitor_updates_loss_and_samples_in_place():
     for i in range(1, 6):
         mon(TrainEvent(step=10 * i, loss=1.0 / i, lr=1e-3, images_seen=640 * i, elapsed=0.5 * i,
                        samples=samples if i == 5 else None))
-    assert list(mon.figure.data[0].x) == [10, 20, 30, 40, 50]
-    assert np.allclose(mon.figure.data[0].y, [1, 1 / 2, 1 / 3, 1 / 4, 1 / 5])
+    loss = mon.figure.data[mon.handles["loss"]]
+    assert list(loss.x) == [10, 20, 30, 40, 50] and np.allclose(loss.y, [1, 1 / 2, 1 / 3, 1 / 4, 1 / 5])
     assert mon.figure.layout.yaxis.type == "log"
     assert mon.image.value == plots.image_png(samples.numpy())
     assert "step 50" in mon.readout.value and mon.last_error is None
     throttled = widgets.training_monitor(min_interval=60.0)
     for i in range(1, 4):
         throttled.callback(TrainEvent(i, 0.5, 1e-3, i, 0.1 * i))
-    assert len(throttled.figure.data[0].x) == 1  # drawn once, then throttled
+    assert len(throttled.figure.data[throttled.handles["loss"]].x) == 1  # drawn once, then throttled
     throttled.flush()
-    assert len(throttled.figure.data[0].x) == 3
+    assert len(throttled.figure.data[throttled.handles["loss"]].x) == 3
     throttled.callback(TrainEvent(4, 0.5, 1e-3, 4, 1.0, samples=torch.randn(50, 2)))  # 2-D toy samples
-    assert throttled.last_error is None and throttled.image.value == plots.scatter_png(throttled.samples)
+    assert throttled.last_error is None and throttled.image.value == plots.scatter_png(throttled.history.samples)
     throttled.callback(TrainEvent(5, 0.5, 1e-3, 5, 1.0, samples=torch.zeros(3)))  # neither: shown, not raised
     assert throttled.last_error is not None
     assert isinstance(throttled.to_static(), go.Figure)
@@ -175,19 +180,20 @@ def test_toy2d_explorer_oracle_and_learned_side_by_side():
         torch.manual_seed(0)
         model = ToyMLP(ToyConfig(hidden=16, num_layers=1))
     w = widgets.toy2d_explorer(points, SCHED, oracle=oracle, model=model, num_steps=10)
-    assert w.last_error is None and len(w.figure.data) == 3 + 3  # 3 clouds + 3 data backgrounds
+    assert w.last_error is None and len(w.handles["clouds"]) == len(w.handles["data"]) == 3
+    forward, oracle_cloud = (w.figure.data[i] for i in w.handles["clouds"][:2])
     ts = [v for _, v in w.t_slider.options]
     assert ts[0] == -1 and ts[-1] == T - 1
-    before = np.array(w.figure.data[0].x)
+    before = np.array(forward.x)
     w.t_slider.value = ts[-2]
     t = ts[-2]
-    assert not np.array_equal(before, w.figure.data[0].x)
-    assert np.allclose(w.figure.data[0].x, dv.q_sample(SCHED, points, t, noise=w.noise)[:, 0].numpy())
+    assert not np.array_equal(before, forward.x)
+    assert np.allclose(forward.x, dv.q_sample(SCHED, points, t, noise=w.noise)[:, 0].numpy())
     traj = dv.sample(oracle, SCHED, (200, 2), sampler="ddpm", num_steps=10, generator=gen(0), x_T=w.x_T)
-    assert np.allclose(w.figure.data[1].y, viz.points_at(traj, t)[:, 1], atol=1e-5)
+    assert np.allclose(oracle_cloud.y, viz.points_at(traj, t)[:, 1], atol=1e-5)
     w.t_slider.value = -1
-    assert np.allclose(w.figure.data[0].x, points[:, 0].numpy())
-    assert np.allclose(w.figure.data[1].x, traj.sample[:, 0].numpy(), atol=1e-5)
+    assert np.allclose(forward.x, points[:, 0].numpy())
+    assert np.allclose(oracle_cloud.x, traj.sample[:, 0].numpy(), atol=1e-5)
     first = {k: tr.x_t[0] for k, tr in w.trajectories.items()}
     assert torch.equal(*first.values())  # both denoisers start from the same x_T
     assert len(w.to_static(max_frames=4).frames) == 4 and len(w.filmstrip(num=3).axes) == 9
@@ -228,7 +234,7 @@ def test_sampler_explorer_changes_only_the_knob():
     w.class_dropdown.value = "mixed"
     w.guidance_slider.value = 1.0
     assert w.image.value == ddpm  # same knobs, same seed → the same picture (from the cache, too)
-    w._results.clear()
+    w.inputs.results.clear()
     w.update()
     assert w.image.value == ddpm  # ... and when sampled again
     w.class_dropdown.value = "none"
@@ -253,3 +259,87 @@ def test_slider_updates_are_fast(images, trajectory, oracle):
     assert move(traj.step_slider, range(len(trajectory))) < 0.2
     noise = widgets.noise_prediction_explorer(oracle, images, SCHED, num_frames=8)
     assert move(noise.t_slider, noise.timesteps) < 0.2
+
+
+# ----------------------------------------------------------------------------- figures: named trace handles
+def test_forward_figure_handles_match_the_frame_traces(images):
+    inp = explorers.forward.inputs(images, ["linear", "cosine"], num_timesteps=T)
+    f = explorers.forward.frame(inp, 7)
+    fig, handles = explorers.forward.figure(inp, f)
+    assert [fig.data[i].name for i in handles["images"]] == ["linear", "cosine"]
+    assert fig.data[handles["normal_pdf"][0]].name == "N(0, 1)"
+    cosine_hist = fig.data[handles["histograms"][1]]
+    assert np.allclose(cosine_hist.y[:-1], f["histogram"]["cosine"][0])
+    marker = fig.data[handles["markers"][0]]
+    assert list(marker.x) == [7, 7] and marker.y[0] == pytest.approx(inp.coefficients["linear"]["sqrt_alpha_bar"][7])
+    static = explorers.forward.to_static(inp, timesteps=[0, 7])  # plain function, no widget
+    assert [fr.name for fr in static.frames] == ["0", "7"]
+    assert list(static.frames[1].traces) == handles["images"] + handles["histograms"] + handles["markers"]
+    assert static.frames[1].data[-1].x == marker.x
+
+
+def test_schedule_figure_handles_name_every_trace():
+    st = explorers.schedule.state(["linear", "cosine"], 30, 2, "trailing")
+    fig, handles = explorers.schedule.figure(st)
+    assert len(fig.data) == len(handles["order"]) == 8
+    assert np.allclose(fig.data[handles["curves"]["cosine"]["alpha_bar"]].y, st["curves"]["cosine"]["alpha_bar"])
+    assert list(fig.data[handles["visited"]["linear"]].x) == [29, 14] and fig.layout.yaxis.type == "log"
+
+
+def test_toy2d_and_monitor_figures_name_their_traces():
+    means = torch.tensor([[1.0, 1.0], [-1.0, -1.0]])
+    oracle = dv.GaussianMixtureDenoiser(means, 0.2, schedule=SCHED)
+    inp = explorers.toy2d.inputs(oracle.sample_data(50, generator=gen(3)).float(), SCHED, oracle=oracle, num_steps=5)
+    f = explorers.toy2d.frame(inp, inp.timesteps[2])
+    fig, handles = explorers.toy2d.figure(inp, f, height=300)
+    assert np.allclose(fig.data[handles["clouds"][1]].x, f["clouds"][1][:, 0])
+    assert fig.data[handles["data"][0]].name == "data" and tuple(fig.layout.xaxis.range) == (-inp.lim, inp.lim)
+    fig, handles = explorers.monitor.figure([1, 2], [0.5, 0.25])
+    assert list(fig.data[handles["loss"]].y) == [0.5, 0.25] and fig.layout.yaxis.type == "log"
+
+
+# ----------------------------------------------------------------------------- bad input: named, never clamped
+def test_bad_explorer_arguments_name_the_argument(images, oracle):
+    with pytest.raises(ValueError, match="spacing must be one of 'trailing', 'leading', 'linspace', got 'foo'"):
+        widgets.schedule_explorer(["linear"], num_timesteps=T, spacing="foo")
+    with pytest.raises(ValueError, match="spacing must be one of"):
+        widgets.sampler_explorer(oracle, SCHED, shape=(2, 1, 8, 8), spacing="foo")
+    nan_image = images.clone()
+    nan_image[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="image must be finite, got 1 NaN"):
+        widgets.forward_explorer(nan_image, num_timesteps=T)
+    with pytest.raises(ValueError, match="image must be finite"):
+        widgets.noise_prediction_explorer(oracle, nan_image, SCHED)
+    for make in (lambda: widgets.sampler_explorer(oracle, SCHED, shape=(2, 1, 8, 8), num_steps=T + 1),
+                 lambda: widgets.schedule_explorer(["linear"], num_timesteps=T, num_steps=T + 1),
+                 lambda: widgets.toy2d_explorer(torch.zeros(5, 2), SCHED, num_steps=T + 1)):
+        with pytest.raises(ValueError, match=rf"num_steps must be an int in \[1, {T}\].*got {T + 1}"):
+            make()
+    with pytest.raises(ValueError, match=rf"t must be an int in \[0, {T - 1}\].*got {T}"):
+        widgets.forward_explorer(images, num_timesteps=T, t=T)
+    with pytest.raises(ValueError, match="guidance_scale must be a finite number in \\[0, 8\\]"):
+        widgets.sampler_explorer(oracle, SCHED, shape=(2, 1, 8, 8), guidance_scale=20.0)
+    with pytest.raises(ValueError, match=rf"timesteps must be an int in \[0, {T - 1}\].*got {T}"):
+        widgets.noise_prediction_explorer(oracle, images, SCHED, timesteps=[0, T])
+    inp = explorers.sampler.inputs(oracle, SCHED, (2, 1, 8, 8))
+    with pytest.raises(ValueError, match="num_steps must be an int"):
+        explorers.sampler.to_static(inp, explorers.sampler.knobs(inp), num_steps_values=[T + 1])
+
+
+def test_sampler_explorer_spacing_reaches_the_sampler(oracle):
+    w = widgets.sampler_explorer(oracle, SCHED, shape=(2, 1, 8, 8), num_steps=5)
+    trailing = w.image.value
+    w.spacing.value = "leading"
+    assert list(w.current["timesteps"]) == dv.sampling_timesteps(T, 5, "leading").tolist()
+    assert w.current["timestep_spacing"] == "leading" and w.image.value != trailing
+
+
+def test_toy2d_reads_the_visited_timesteps_from_the_trajectory(monkeypatch):
+    def no_recompute(*args, **kwargs):
+        raise AssertionError("toy2d must read trajectory.timesteps, not recompute them")
+
+    monkeypatch.setattr(explorers.toy2d, "sampling_timesteps", no_recompute)
+    oracle = dv.GaussianMixtureDenoiser(torch.tensor([[0.0, 1.0]]), 0.3, schedule=SCHED)
+    w = widgets.toy2d_explorer(oracle.sample_data(20, generator=gen(5)).float(), SCHED, oracle=oracle, num_steps=7)
+    visited = w.trajectories["exact ε* (oracle)"].timesteps.tolist()
+    assert w.last_error is None and [v for _, v in w.t_slider.options] == [-1, *sorted(visited)]

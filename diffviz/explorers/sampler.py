@@ -1,0 +1,159 @@
+"""Sampler explorer: sampler, steps, spacing, η, class and guidance, with x_T and the seed fixed, so
+only the knob changes the picture.
+
+    knobs(controls) ──► result(inputs, **knobs): sample + PNG (cached) ──► to_static / filmstrip / widget
+
+Timesteps are 0-based: code t = k is the paper's t = k + 1.
+"""
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import plotly.graph_objects as go
+import torch
+from matplotlib.figure import Figure
+
+from .. import plots, viz
+from ..sampling import SAMPLERS
+from ..validate import check_num_steps, finite_number, one_of
+from .common import SPACINGS, cache_put
+
+STEP_CHOICES = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000)  # the steps slider's stops (those ≤ T)
+GUIDANCE_MAX = 8.0  # the guidance slider's range is [0, GUIDANCE_MAX]
+
+
+@dataclass
+class SamplerInputs:
+    """What stays fixed while the knobs move, and the results sampled so far."""
+
+    model: object  # ε_θ(x_t, t[, y])
+    schedule: object  # NoiseSchedule
+    x_T: torch.Tensor  # (N, C, H, W): where every run starts
+    seed: int  # seeds each run's generator afresh
+    num_classes: int | None  # None: an unconditional model
+    nrow: int | None = None
+    results: OrderedDict = field(default_factory=OrderedDict)  # {knobs: result}, the latest 64
+
+
+def inputs(model, schedule, shape=None, num_classes=None, seed=0, nrow=None) -> SamplerInputs:
+    """Draw x_T with ``seed``. shape (N, C, H, W), default 16 images of ``model.config``'s size;
+    ``num_classes`` defaults to ``model.config.num_classes``."""
+    config = getattr(model, "config", None)
+    if shape is None and hasattr(config, "image_size"):
+        shape = (16, config.in_channels, config.image_size, config.image_size)
+    if shape is None or len(shape) != 4:
+        raise ValueError(f"shape must be (N, C, H, W) (or a model with a UNetConfig), got {shape!r}")
+    num_classes = num_classes if num_classes is not None else getattr(config, "num_classes", None)
+    x_T = torch.randn(tuple(shape), generator=viz.generator(seed))
+    return SamplerInputs(model, schedule, x_T, seed, num_classes, nrow)
+
+
+def knobs(inp: SamplerInputs, sampler="ddim", num_steps=20, spacing="trailing", eta=0.0, cls=None,
+          guidance_scale=1.0) -> dict:
+    """The ``sample`` arguments for these control values. cls: "mixed" (0, 1, 2, … in turn; the default
+    for a conditional model), "none" (unconditional, no guidance) or a class index; η only counts for DDIM."""
+    cls = cls if cls is not None else ("mixed" if inp.num_classes else "none")
+    if cls != "none" and not inp.num_classes:
+        raise ValueError(f"cls={cls!r} needs a class-conditional model (num_classes), this one has none")
+    y = None if cls == "none" else (torch.arange(inp.x_T.shape[0]) % inp.num_classes if cls == "mixed" else int(cls))
+    return {"sampler": sampler, "num_steps": num_steps, "timestep_spacing": spacing,
+            "eta": eta if sampler == "ddim" else 0.0, "y": y, "guidance_scale": None if y is None else guidance_scale}
+
+
+def result(inp: SamplerInputs, **kn) -> dict:
+    """Sample for these knobs (cached): {"sample" (N, C, H, W), "timesteps", "seconds", "png"}."""
+    key = repr(sorted((k, v.tolist() if isinstance(v, torch.Tensor) else v) for k, v in kn.items()))
+    if key not in inp.results:
+        start = time.perf_counter()
+        traj = viz.run_sampler(inp.model, inp.schedule, inp.x_T, seed=inp.seed, **kn)
+        sample = traj.sample.numpy()
+        cache_put(inp.results, key, {"sample": sample, "timesteps": traj.timesteps.numpy(),
+                                     "seconds": time.perf_counter() - start,
+                                     "png": plots.image_png(sample, inp.nrow)}, max_items=64)
+    return inp.results[key]
+
+
+def steps_values(inp: SamplerInputs, values, default) -> list:
+    """``values`` checked against T (each in [1, T]); without them, the ``default`` ones that fit T."""
+    T = inp.schedule.num_timesteps
+    if values is None:
+        return [s for s in default if s <= T]
+    return [check_num_steps(s, T) for s in values]
+
+
+def to_static(inp: SamplerInputs, kn: dict, num_steps_values=None) -> go.Figure:
+    """Frames over the number of steps (default 1, 2, 5, 10, 20, 50), the other knobs as in ``kn``."""
+    values = steps_values(inp, num_steps_values, (1, 2, 5, 10, 20, 50))
+    pngs = [result(inp, **{**kn, "num_steps": s})["png"] for s in values]
+    fig = plots.image_panels_figure([f"{kn['sampler'].upper()} samples"], pngs[:1], height=360)
+    traces = [(s, [go.Image(source=plots.data_uri(p))]) for s, p in zip(values, pngs)]
+    return plots.add_slider_frames(fig, traces, [0], prefix="steps = ")
+
+
+def filmstrip(inp: SamplerInputs, kn: dict, num_steps_values=None) -> Figure:
+    """Rows DDPM and DDIM, columns numbers of steps (default 1, 5, 10, 50), the other knobs as in ``kn``."""
+    values = steps_values(inp, num_steps_values, (1, 5, 10, 50))
+    rows = [[plots.png_to_array(result(inp, **{**kn, "sampler": name, "num_steps": s})["png"]) for s in values]
+            for name in SAMPLERS]
+    return plots.image_filmstrip(rows, ["DDPM", f"DDIM η={kn['eta']:g}"], [f"{s} steps" for s in values])
+
+
+def sampler_explorer(model, schedule, shape=None, num_classes=None, seed=0, sampler="ddim", num_steps=20, eta=0.0,
+                     guidance_scale=1.0, nrow=None, spacing="trailing"):
+    """Sample with the chosen sampler (DDPM / DDIM), number of steps, timestep spacing, η and, for a
+    class-conditional model (``num_classes`` or ``model.config.num_classes``), class and guidance
+    scale w in [0, 8]. x_T and the sampler's generator are fixed by ``seed``; results are cached per
+    setting. Sliders act on release. Returns an ``Explorer`` (sampler, steps_slider, spacing,
+    eta_slider, class_dropdown, guidance_slider, image, readout, inputs, x_T, knobs())."""
+    import ipywidgets as W
+
+    from .base import Explorer
+
+    inp = inputs(model, schedule, shape, num_classes, seed, nrow)
+    T = schedule.num_timesteps
+    one_of("sampler", sampler, SAMPLERS)
+    one_of("spacing", spacing, SPACINGS)
+    num_steps = check_num_steps(num_steps, T)
+    eta = finite_number("eta", eta, low=0, high=1)
+    guidance_scale = finite_number("guidance_scale", guidance_scale, low=0, high=GUIDANCE_MAX)
+    n_cls = inp.num_classes
+    sampler_buttons = W.ToggleButtons(options=[("DDPM", "ddpm"), ("DDIM", "ddim")], value=sampler,
+                                      style={"button_width": "60px"})
+    steps_slider = W.SelectionSlider(options=sorted({s for s in STEP_CHOICES if s <= T} | {num_steps, T}),
+                                     value=num_steps, description="steps", continuous_update=False)
+    spacing_menu = W.Dropdown(options=list(SPACINGS), value=spacing, description="spacing",
+                              layout=W.Layout(width="200px"))
+    eta_slider = W.FloatSlider(eta, min=0, max=1, step=0.1, description="η (DDIM)", continuous_update=False)
+    labels = [("mixed (0, 1, 2, …)", "mixed"), ("unconditional ∅", "none")] + [(str(k), k) for k in range(n_cls or 0)]
+    class_dropdown = W.Dropdown(options=labels, value="mixed" if n_cls else "none", description="class",
+                                disabled=not n_cls, layout=W.Layout(width="220px"))
+    guidance_slider = W.FloatSlider(guidance_scale, min=0, max=GUIDANCE_MAX, step=0.5, description="guidance w",
+                                    continuous_update=False, disabled=not n_cls)
+    image, line = W.Image(format="png"), W.HTML()
+
+    def current_knobs() -> dict:
+        """The sample() arguments the controls select."""
+        return knobs(inp, sampler_buttons.value, steps_slider.value, spacing_menu.value, eta_slider.value,
+                     class_dropdown.value, guidance_slider.value)
+
+    def render(w) -> dict:
+        eta_slider.disabled = sampler_buttons.value != "ddim"
+        guidance_slider.disabled = class_dropdown.value == "none"
+        kn = current_knobs()
+        r = result(inp, **kn)
+        image.value = r["png"]
+        visits = ", ".join(map(str, r["timesteps"][:10])) + (", …" if len(r["timesteps"]) > 10 else "")
+        line.value = (f"{kn['sampler'].upper()} · {kn['num_steps']} steps visiting t = {visits} "
+                      f"({plots.T_NOTE}) · sampled in {r['seconds']:.2f} s")
+        return {**kn, **r}
+
+    controls = [sampler_buttons, steps_slider, spacing_menu, eta_slider, class_dropdown, guidance_slider]
+    return Explorer("SamplerExplorer", "Samplers (fixed x_T and seed: only the knob changes)", controls,
+                    [line, image], render, note="guidance: w = 0 unconditional, 1 conditional, > 1 stronger",
+                    static=lambda w, num_steps_values=None: to_static(inp, current_knobs(), num_steps_values),
+                    filmstrip=lambda w, num_steps_values=None: filmstrip(inp, current_knobs(), num_steps_values),
+                    parts=dict(sampler=sampler_buttons, steps_slider=steps_slider, spacing=spacing_menu,
+                               eta_slider=eta_slider, class_dropdown=class_dropdown, guidance_slider=guidance_slider,
+                               image=image, readout=line, inputs=inp, x_T=inp.x_T, knobs=current_knobs))
