@@ -16,8 +16,7 @@ Writes are atomic: everything goes into ``ckpt-*.tmp/`` first, is fsynced, and t
 to ``step-XXXXXX/``; only then is ``latest`` replaced (temp file + ``os.replace``). A crash leaves at
 worst a ``*.tmp`` folder, which is never read and is removed by the next save.
 
-An exported model (``export_model``) is two files, ``PREFIX.safetensors`` (weights, fp16 by
-default) and ``PREFIX.json`` — what ships in ``data/`` as a pretrained model.
+An exported model (``export_model``) is ``PREFIX.safetensors`` (fp16 weights) + ``PREFIX.json``, as shipped in data/.
 """
 from __future__ import annotations
 
@@ -69,13 +68,16 @@ def model_to_config(model) -> dict:
     raise TypeError(f"cannot save a {type(model).__name__}; known model types: {', '.join(MODEL_TYPES)}")
 
 
-def model_from_config(config: dict):
-    """Inverse of ``model_to_config``: a freshly initialised model."""
+def model_from_config(config: dict, num_timesteps: int | None = None):
+    """Inverse of ``model_to_config``; a config without ``num_timesteps`` (older files) gets the schedule's T."""
     if config.get("type") not in MODEL_TYPES:
         raise CheckpointError(f"unknown model type {config.get('type')!r}; known: {', '.join(MODEL_TYPES)}")
     cls, config_cls = MODEL_TYPES[config["type"]]
+    fields = dict(config["config"])
+    if num_timesteps is not None:
+        fields.setdefault("num_timesteps", num_timesteps)
     try:
-        model_config = config_cls(**config["config"])
+        model_config = config_cls(**fields)
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"invalid {config['type']} config {config['config']!r}: {err}") from None
     with torch.random.fork_rng(devices=[]):  # the init is overwritten; leave the global RNG alone
@@ -221,12 +223,13 @@ def load_checkpoint(path, device="cpu", ema=True) -> LoadedModel:
     folder = resolve_checkpoint(path)
     config = _read_config(folder)
     files = _files(folder, config)
-    model = model_from_config(config["model"])
+    schedule = NoiseSchedule.from_config(config["schedule"])
+    model = model_from_config(config["model"], schedule.num_timesteps)
     weights = "ema.safetensors" if ema and "ema.safetensors" in files else "model.safetensors"
     _load_weights(model, folder / weights, files[weights])
     meta = {**config.get("meta", {}), "train_config": config.get("train_config"), "path": str(folder),
             "weights": weights, "format_version": config["format_version"]}
-    return LoadedModel(model.to(device).eval(), NoiseSchedule.from_config(config["schedule"]), meta)
+    return LoadedModel(model.to(device).eval(), schedule, meta)
 
 
 def load_train_state(path, model, ema_model, optimizer) -> TrainState:
@@ -290,7 +293,8 @@ def load_model(path_prefix, device="cpu", dtype=torch.float32) -> LoadedModel:
         prefix = prefix.with_suffix("")
     json_path = prefix.with_name(prefix.name + ".json")
     config = _read_config(json_path, kind="diffviz-model")
-    model = model_from_config(config["model"])
+    schedule = NoiseSchedule.from_config(config["schedule"])
+    model = model_from_config(config["model"], schedule.num_timesteps)
     _load_weights(model, json_path.parent / config["weights"]["file"], config["weights"])
     meta = {**config.get("metadata", {}), "versions": config.get("versions"), "path": str(json_path)}
-    return LoadedModel(model.to(device=device, dtype=dtype).eval(), NoiseSchedule.from_config(config["schedule"]), meta)
+    return LoadedModel(model.to(device=device, dtype=dtype).eval(), schedule, meta)

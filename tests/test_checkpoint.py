@@ -227,3 +227,16 @@ def test_export_and_load_model_fp16(run, tmp_path):
 def test_library_never_unpickles():
     source = "".join(p.read_text() for p in Path(diffviz.__file__).parent.glob("*.py"))
     assert "torch.load" not in source and "import pickle" not in source
+
+
+def test_a_model_config_without_num_timesteps_gets_the_saved_schedules_T():
+    """Configs written before models knew their T load with the schedule's T, so a model trained
+    with T = 2000 keeps accepting t up to 1999; a saved num_timesteps is kept as it is."""
+    from diffviz.checkpoint import model_from_config, model_to_config
+
+    config = model_to_config(diffviz.ToyMLP(diffviz.ToyConfig(data_dim=2)))
+    old = {"type": config["type"], "config": {k: v for k, v in config["config"].items() if k != "num_timesteps"}}
+    assert model_from_config(old, num_timesteps=2000).config.num_timesteps == 2000
+    assert model_from_config(old).config.num_timesteps == 1000  # the dataclass default
+    saved = {"type": config["type"], "config": {**config["config"], "num_timesteps": 50}}
+    assert model_from_config(saved, num_timesteps=2000).config.num_timesteps == 50
