@@ -25,6 +25,10 @@ from .validate import check_num_steps, finite_number, positive_int
 def run(out="demo.png", num_steps=50, seed=0, guidance_scale=2.0, threads=1):
     """Sample 10 digits (classes 0–9) with DDIM-``num_steps`` on ``threads`` torch threads; returns the Trajectory."""
     threads = positive_int("threads", threads)
+    out = Path(out)
+    if out.suffix.lower() != ".png" or out.is_dir():
+        raise ValueError(f"out must be a .png file path, got {str(out)!r}")
+    out.parent.mkdir(parents=True, exist_ok=True)  # e.g. outputs/ on a fresh checkout
     guidance_scale = finite_number("guidance_scale", guidance_scale, low=0)
     model, schedule, _ = load_pretrained("mnist")
     num_steps = check_num_steps(num_steps, schedule.num_timesteps)
@@ -35,7 +39,6 @@ def run(out="demo.png", num_steps=50, seed=0, guidance_scale=2.0, threads=1):
     traj = sample(model, schedule, (10, 1, 28, 28), sampler="ddim", num_steps=num_steps, generator=generator,
                   y=labels, guidance_scale=guidance_scale)
     seconds = time.perf_counter() - start
-    out = Path(out)
     fig = trajectory.filmstrip(traj, num=6, max_images=4, nrow=2)
     fig.suptitle(f"DDIM-{num_steps}, guidance w = {guidance_scale:g}: input x_t | predicted noise ε̂ | "
                  "x̂_0 = the whole noise removed at once", fontsize=10)
@@ -57,7 +60,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         run(args.out, args.steps, args.seed, args.guidance, args.threads)
-    except (TypeError, ValueError) as err:
+    except (TypeError, ValueError, OSError) as err:  # bad options, an unwritable --out: one line, exit 2
         parser.error(str(err))
 
 

@@ -61,17 +61,23 @@ def test_import_diffviz_and_the_static_explorers_need_no_ipywidgets(no_ipywidget
 
 
 def test_demo_runs_without_ipywidgets(no_ipywidgets, tmp_path):
-    proc = run_python(["-m", "diffviz.demo", "--out", str(tmp_path / "demo.png"), "--steps", "2", "--threads", "1"],
+    out = tmp_path / "outputs" / "demo.png"  # a folder that does not exist yet, as on a fresh checkout
+    proc = run_python(["-m", "diffviz.demo", "--out", str(out), "--steps", "2", "--threads", "1"],
                       no_ipywidgets, tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "sampled 10 digits in" in proc.stdout and "on 1 thread;" in proc.stdout
-    assert (tmp_path / "demo.png").stat().st_size > 0 and (tmp_path / "demo_samples.png").stat().st_size > 0
+    assert out.stat().st_size > 0 and out.with_name("demo_samples.png").stat().st_size > 0
 
 
 def test_demo_refuses_bad_arguments(tmp_path):
     proc = run_python(["-m", "diffviz.demo", "--out", str(tmp_path / "d.png"), "--threads", "0"],
                       {**os.environ, "OMP_NUM_THREADS": "1"}, tmp_path)
     assert proc.returncode == 2 and "threads must be a positive int, got 0" in proc.stderr
+    for bad_out in (tmp_path / "d.jpg", tmp_path):  # not a PNG; a folder
+        proc = run_python(["-m", "diffviz.demo", "--out", str(bad_out), "--steps", "2"],
+                          {**os.environ, "OMP_NUM_THREADS": "1"}, tmp_path)
+        assert proc.returncode == 2 and "out must be a .png file path" in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr
 
 
 # ----------------------------------------------------------------------------- the import graph
