@@ -109,7 +109,7 @@ def test_quick_moves_show_only_the_last_setting(oracle):
     for i, steps in enumerate(moves):
         w.steps_slider.value = steps
         # the busy state is up before any sampling: caption and dimmed picture
-        assert w.readout.value.startswith("<b>⏳ computing</b>") and f"{steps} steps" in w.readout.value
+        assert "computing</b>" in w.readout.value and f"{steps} steps" in w.readout.value
         assert BUSY_CLASS in w.image._dom_classes
         while i == 0 and slow.calls < calls_before + 3:  # let the first (50 steps) start, then replace it
             time.sleep(0.005)

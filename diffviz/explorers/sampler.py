@@ -213,7 +213,8 @@ def sampler_explorer(model, schedule, shape=None, num_classes=None, seed=0, samp
         if png is not None:
             image.value = png
         what = f"x̂₀ at step {step}" if png is not None else "not yet this setting's"
-        line.value = f"<b>⏳ computing</b> {describe(kn, inp.seed)} … step {step}/{kn['num_steps']} (dimmed picture: {what})"
+        line.value = (f"<b style='color:#c60'>computing</b> {describe(kn, inp.seed)} … "
+                      f"step {step}/{kn['num_steps']} (dimmed picture: {what})")
 
     def work(kn: dict, job) -> dict:
         last = [time.perf_counter()]
