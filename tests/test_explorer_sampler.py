@@ -177,7 +177,8 @@ def test_sampler_explorer_spacing_reaches_the_sampler(oracle):
 def test_describe_names_every_knob():
     inp = explorers.sampler.inputs(TinyConditional(), SCHED, (3, 1, 8, 8), num_classes=3, seed=7)
     kn = explorers.sampler.knobs(inp, "ddpm", 50, "linspace", eta=0.7, cls=1, guidance_scale=4.5)
-    assert explorers.sampler.describe(kn, 7) == "DDPM · 50 steps · spacing linspace · η = 0 · w = 4.5 · class 1 · seed 7"
+    expected = "DDPM · 50 steps · spacing linspace · η = 0 · w = 4.5 · class 1 · seed 7"
+    assert explorers.sampler.describe(kn, 7) == expected
     kn = explorers.sampler.knobs(inp, "ddim", 20, eta=0.3, cls="mixed", guidance_scale=0.0)
     assert "η = 0.3 · w = 0 · class mixed" in explorers.sampler.describe(kn, 7)
 
