@@ -39,9 +39,10 @@ def timed(fn):
     return out, time.perf_counter() - start
 
 
-def slider_times(slider, values, repeats):
+def slider_times(slider, values, repeats, widget=None):
     """Seconds per ``slider.value = v`` over ``values``, ``repeats`` passes (later passes may hit a
-    cache; the table's "1st pass" column is the first pass alone)."""
+    cache; the table's "1st pass" column is the first pass alone). With ``widget``: until it has
+    settled (an explorer that samples in a worker thread shows the picture later)."""
     times = []
     for _ in range(repeats):
         for v in values:
@@ -49,6 +50,8 @@ def slider_times(slider, values, repeats):
                 continue
             start = time.perf_counter()
             slider.value = v
+            if widget is not None:
+                settle(widget)
             times.append(time.perf_counter() - start)
         times.append(None)  # end of a pass
     return times
@@ -102,9 +105,9 @@ def cases(repeats):
 
     unet = seeded(lambda: UNet(preset("tiny", in_channels=1, image_size=28)))
     w, build = timed(lambda: widgets.sampler_explorer(unet, sched, shape=(16, 1, 28, 28), num_steps=10))
-    fresh = slider_times(w.steps_slider, [1, 2, 5], 1)  # new settings: really samples (1–5 steps, on release)
+    fresh = slider_times(w.steps_slider, [1, 2, 5], 1, w)  # new settings: really samples (1–5 steps, on release)
     yield "sampler_explorer", "4×4 of 28×28, tiny UNet, fresh 1-5 steps", build, fresh, w
-    cached = slider_times(w.steps_slider, [1, 2, 5, 10], repeats)
+    cached = slider_times(w.steps_slider, [1, 2, 5, 10], repeats, w)
     yield "sampler_explorer", "4×4 of 28×28, cached setting", 0.0, cached, w
 
     mon, build = timed(lambda: widgets.training_monitor(min_interval=0.0))
