@@ -8,7 +8,6 @@ import plotly.graph_objects as go
 import pytest
 import torch
 from matplotlib.figure import Figure
-from torch import nn
 
 import diffviz as dv
 from diffviz import explorers, plots, viz, widgets
@@ -199,57 +198,6 @@ def test_toy2d_explorer_oracle_and_learned_side_by_side():
     assert len(w.to_static(max_frames=4).frames) == 4 and len(w.filmstrip(num=3).axes) == 9
 
 
-class TinyConditional(nn.Module):
-    """A random ε-model that uses its label: ε̂ = conv(x) + embedding(y) (y = None → the null class)."""
-
-    def __init__(self, num_classes=3):
-        super().__init__()
-        self.num_classes = num_classes
-        self.conv = nn.Conv2d(1, 1, 3, padding=1)
-        self.embed = nn.Embedding(num_classes + 1, 1)
-
-    def forward(self, x, t, y=None):
-        y = torch.full((x.shape[0],), self.num_classes) if y is None else y
-        return 0.1 * self.conv(x) + self.embed(y)[:, :, None, None]
-
-
-def test_sampler_explorer_changes_only_the_knob():
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        model = TinyConditional()
-    w = widgets.sampler_explorer(model, SCHED, shape=(4, 1, 8, 8), num_classes=3, num_steps=5)
-    assert w.last_error is None and w.eta_slider.disabled is False
-    before = w.image.value
-    w.steps_slider.value = 10
-    assert w.image.value != before
-    expected = viz.run_sampler(model, SCHED, w.x_T, sampler="ddim", num_steps=10, y=torch.arange(4) % 3,
-                               guidance_scale=1.0)
-    assert np.allclose(w.current["sample"], expected.sample.numpy())
-    w.sampler.value = "ddpm"
-    assert w.eta_slider.disabled and w.current["eta"] == 0.0
-    ddpm = w.image.value
-    w.class_dropdown.value = 2
-    w.guidance_slider.value = 3.0
-    assert w.current["y"] == 2 and w.current["guidance_scale"] == 3.0 and w.image.value != ddpm
-    w.class_dropdown.value = "mixed"
-    w.guidance_slider.value = 1.0
-    assert w.image.value == ddpm  # same knobs, same seed → the same picture (from the cache, too)
-    w.inputs.results.clear()
-    w.update()
-    assert w.image.value == ddpm  # ... and when sampled again
-    w.class_dropdown.value = "none"
-    assert w.guidance_slider.disabled and w.current["y"] is None
-    fig = w.to_static(num_steps_values=(1, 2))
-    assert len(fig.frames) == 2 and len(w.filmstrip(num_steps_values=(1, 2)).axes) == 4
-
-
-def test_sampler_explorer_shows_model_errors():
-    w = widgets.sampler_explorer(Broken(), SCHED, shape=(2, 1, 4, 4))
-    assert "model exploded" in w.error.value
-    w.steps_slider.value = 2
-    assert "model exploded" in w.last_error
-
-
 def test_slider_updates_are_fast(images, trajectory, oracle):
     """Loose bound for CI (the real figures come from benchmarks/widget_latency.py)."""
     grid = torch.rand(16, 1, 28, 28, generator=gen(4)) * 2 - 1
@@ -324,14 +272,6 @@ def test_bad_explorer_arguments_name_the_argument(images, oracle):
     inp = explorers.sampler.inputs(oracle, SCHED, (2, 1, 8, 8))
     with pytest.raises(ValueError, match="num_steps must be an int"):
         explorers.sampler.to_static(inp, explorers.sampler.knobs(inp), num_steps_values=[T + 1])
-
-
-def test_sampler_explorer_spacing_reaches_the_sampler(oracle):
-    w = widgets.sampler_explorer(oracle, SCHED, shape=(2, 1, 8, 8), num_steps=5)
-    trailing = w.image.value
-    w.spacing.value = "leading"
-    assert list(w.current["timesteps"]) == dv.sampling_timesteps(T, 5, "leading").tolist()
-    assert w.current["timestep_spacing"] == "leading" and w.image.value != trailing
 
 
 def test_toy2d_reads_the_visited_timesteps_from_the_trajectory(monkeypatch):

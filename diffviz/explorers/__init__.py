@@ -12,7 +12,8 @@
   sampler.py           sampler_explorer             result           to_static / filmstrip
 
 Shared: ``common.py`` (labels, caches, the spacing names), ``html.py`` (an explorer as a static
-handout block, and the ``DIFFVIZ_HANDOUT`` switch), ``base.py`` (``Explorer``, the one widget class).
+handout block, and the ``DIFFVIZ_HANDOUT`` switch), ``base.py`` (``Explorer``, the one widget class),
+``background.py`` (slow work in a worker thread where the newest request wins: the sampler explorer's).
 
 Everything but the factories works without ipywidgets, e.g.
 ``diffviz.explorers.trajectory.filmstrip(traj, num=6)`` or

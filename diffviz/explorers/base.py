@@ -65,20 +65,28 @@ class Explorer(W.VBox):
         self.update()
 
     def update(self) -> bool:
-        """Redraw from the controls' values. Errors are shown in the widget, never raised."""
+        """Redraw from the controls' values. Errors are shown in the widget, never raised. A render that
+        returns None hands the drawing to a background worker, which sets ``.current`` and the error line."""
         if self._busy:  # a control changed while render adjusts another one: the outer call redraws
             return True
         self._busy = True
         try:
-            self.current = self._render(self)
+            current = self._render(self)
         except Exception as err:  # noqa: BLE001 — a callback must never raise into the kernel
-            self.last_error = f"{type(err).__name__}: {err}"
-            self.error.value = f"<pre style='color:#c00;white-space:pre-wrap'>⚠ {html.escape(self.last_error)}</pre>"
+            self.show_error(err)
             return False
         finally:
             self._busy = False
-        self.last_error, self.error.value = None, ""
+        if current is not None:
+            self.current = current
+            self.show_error(None)
         return True
+
+    def show_error(self, err: Exception | None):
+        """Show ``err`` in red below the views (None clears the line); ``.last_error`` names it."""
+        self.last_error = None if err is None else f"{type(err).__name__}: {err}"
+        self.error.value = "" if err is None else \
+            f"<pre style='color:#c00;white-space:pre-wrap'>⚠ {html.escape(self.last_error)}</pre>"
 
     def to_static(self, *args, **kwargs) -> go.Figure:
         """The static twin: a plotly figure with precomputed frames and its own slider (no kernel needed)."""

@@ -2,6 +2,9 @@
 only the knob changes the picture.
 
     knobs(controls) ──► result(inputs, **knobs): sample + PNG (cached) ──► to_static / filmstrip / widget
+    widget: a move shows "computing …" at once; sampling runs in a worker thread (``background``),
+    the newest setting wins, and picture and caption (``describe``) change together, from the knobs
+    the picture was made with.
 
 Timesteps are 0-based: code t = k is the paper's t = k + 1.
 """
@@ -15,13 +18,19 @@ import plotly.graph_objects as go
 import torch
 from matplotlib.figure import Figure
 
+from torch import nn
+
 from .. import plots, viz
-from ..sampling import SAMPLERS
+from ..diffusion import predict_x0
+from ..sampling import SAMPLERS, sample
 from ..validate import check_num_steps, finite_number, one_of
 from .common import SPACINGS, cache_put
 
 STEP_CHOICES = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000)  # the steps slider's stops (those ≤ T)
 GUIDANCE_MAX = 8.0  # the guidance slider's range is [0, GUIDANCE_MAX]
+PREVIEW_SECONDS = 0.25  # while sampling, the busy caption and the x̂₀ preview change at most this often
+BUSY_CLASS = "diffviz-busy"  # the picture's CSS class while it is not yet the selected setting's
+BUSY_CSS = f"<style>.{BUSY_CLASS} {{opacity: 0.4; filter: grayscale(1);}}</style>"
 
 
 @dataclass
@@ -62,17 +71,58 @@ def knobs(inp: SamplerInputs, sampler="ddim", num_steps=20, spacing="trailing", 
             "eta": eta if sampler == "ddim" else 0.0, "y": y, "guidance_scale": None if y is None else guidance_scale}
 
 
-def result(inp: SamplerInputs, **kn) -> dict:
-    """Sample for these knobs (cached): {"sample" (N, C, H, W), "timesteps", "seconds", "png"}."""
+def describe(kn: dict, seed: int) -> str:
+    """Every knob of a picture: "DDIM · 20 steps · spacing trailing · η = 0 · w = 3 · class mixed · seed 0"."""
+    y = kn["y"]
+    cls = "∅ (unconditional)" if y is None else ("mixed" if isinstance(y, torch.Tensor) else str(y))
+    w = "none" if kn["guidance_scale"] is None else f"{kn['guidance_scale']:g}"
+    return (f"{kn['sampler'].upper()} · {kn['num_steps']} steps · spacing {kn['timestep_spacing']} · "
+            f"η = {kn['eta']:g} · w = {w} · class {cls} · seed {seed}")
+
+
+class StepWatch:
+    """``model`` as ``sample`` calls it, calling ``on_step(i, x_t, t, ε̂)`` after the first model call of
+    each sampler step i = 0, 1, … (with guidance that first call is ε(x_t, t, ∅)). ``on_step`` may raise
+    to stop the sampling."""
+
+    def __init__(self, model, on_step):
+        self.model, self.on_step, self.step, self.t = model, on_step, -1, None
+
+    def __call__(self, x_t, t, *y):
+        eps = self.model(x_t, t, *y)
+        if int(t[0]) != self.t:
+            self.step, self.t = self.step + 1, int(t[0])
+            self.on_step(self.step, x_t, self.t, eps)
+        return eps
+
+
+def result(inp: SamplerInputs, on_step=None, **kn) -> dict:
+    """Sample for these knobs (cached), as ``viz.run_sampler`` does: {"sample" (N, C, H, W), "timesteps",
+    "seconds", "png"}. on_step(i, x_t, t, ε̂): called after each step's first model call (``StepWatch``)."""
     key = repr(sorted((k, v.tolist() if isinstance(v, torch.Tensor) else v) for k, v in kn.items()))
     if key not in inp.results:
-        start = time.perf_counter()
-        traj = viz.run_sampler(inp.model, inp.schedule, inp.x_T, seed=inp.seed, **kn)
-        sample = traj.sample.numpy()
-        cache_put(inp.results, key, {"sample": sample, "timesteps": traj.timesteps.numpy(),
+        start, model = time.perf_counter(), inp.model
+        params = list(model.parameters()) if isinstance(model, nn.Module) else []
+        training = isinstance(model, nn.Module) and model.training
+        if training:  # sample() does it for an nn.Module, not for the StepWatch around one
+            model.eval()
+        try:
+            traj = sample(model if on_step is None else StepWatch(model, on_step), inp.schedule,
+                          tuple(inp.x_T.shape), generator=viz.generator(inp.seed), x_T=inp.x_T, record=False,
+                          device=params[0].device if params else None, cuda_graph=False if on_step else None, **kn)
+        finally:
+            if training:
+                model.train()
+        sample_ = traj.sample.numpy()
+        cache_put(inp.results, key, {"sample": sample_, "timesteps": traj.timesteps.numpy(),
                                      "seconds": time.perf_counter() - start,
-                                     "png": plots.image_png(sample, inp.nrow)}, max_items=64)
+                                     "png": plots.image_png(sample_, inp.nrow)}, max_items=64)
     return inp.results[key]
+
+
+def preview_png(inp: SamplerInputs, x_t, t: int, eps) -> bytes:
+    """x̂₀ = predict_x0(x_t, ε̂) at step t, as the PNG the picture shows while sampling."""
+    return plots.image_png(predict_x0(inp.schedule, x_t, t, eps).float().cpu().clamp(-1, 1).numpy(), inp.nrow)
 
 
 def steps_values(inp: SamplerInputs, values, default) -> list:
@@ -105,10 +155,16 @@ def sampler_explorer(model, schedule, shape=None, num_classes=None, seed=0, samp
     """Sample with the chosen sampler (DDPM / DDIM), number of steps, timestep spacing, η and, for a
     class-conditional model (``num_classes`` or ``model.config.num_classes``), class and guidance
     scale w in [0, 8]. x_T and the sampler's generator are fixed by ``seed``; results are cached per
-    setting. Sliders act on release. Returns an ``Explorer`` (sampler, steps_slider, spacing,
-    eta_slider, class_dropdown, guidance_slider, image, readout, inputs, x_T, knobs())."""
+    setting. Sliders act on release. The first picture is drawn at once; after that a move dims the
+    picture and says "computing …" at once, a worker thread samples (showing x̂₀ as it fills in), the
+    newest setting wins (older work is dropped), and picture and caption change together; the caption
+    names every knob of the picture shown. Returns an ``Explorer`` (sampler, steps_slider, spacing,
+    eta_slider, class_dropdown, guidance_slider, image, readout, inputs, x_T, knobs(), runner
+    (``background.LatestWins``: submitted / completed / abandoned counts), wait(timeout) → True once
+    the newest setting is shown)."""
     import ipywidgets as W
 
+    from .background import LatestWins
     from .base import Explorer
 
     inp = inputs(model, schedule, shape, num_classes, seed, nrow)
@@ -132,28 +188,72 @@ def sampler_explorer(model, schedule, shape=None, num_classes=None, seed=0, samp
     guidance_slider = W.FloatSlider(guidance_scale, min=0, max=GUIDANCE_MAX, step=0.5, description="guidance w",
                                     continuous_update=False, disabled=not n_cls)
     image, line = W.Image(format="png"), W.HTML()
+    shown = {}  # the picture on show: {"png", "caption"}
 
     def current_knobs() -> dict:
         """The sample() arguments the controls select."""
         return knobs(inp, sampler_buttons.value, steps_slider.value, spacing_menu.value, eta_slider.value,
                      class_dropdown.value, guidance_slider.value)
 
-    def render(w) -> dict:
+    def show(kn: dict, r: dict):
+        """Picture, caption and ``.current`` of one finished setting, together."""
+        visits = ", ".join(map(str, r["timesteps"][:10])) + (", …" if len(r["timesteps"]) > 10 else "")
+        shown.update(png=r["png"], caption=f"{describe(kn, inp.seed)} · visiting t = {visits} ({plots.T_NOTE})"
+                                           f" · sampled in {r['seconds']:.2f} s")
+        image.value, line.value = r["png"], shown["caption"]
+        image.remove_class(BUSY_CLASS)
+
+    def done(kn: dict, r: dict):  # the worker's result for the newest setting
+        show(kn, r)
+        explorer.current = {**kn, **r}
+        explorer.show_error(None)
+
+    def busy(kn: dict, step: int = 0, png: bytes | None = None):
+        image.add_class(BUSY_CLASS)
+        if png is not None:
+            image.value = png
+        what = f"x̂₀ at step {step}" if png is not None else "not yet this setting's"
+        line.value = (f"<b style='color:#c60'>computing</b> {describe(kn, inp.seed)} … "
+                      f"step {step}/{kn['num_steps']} (dimmed picture: {what})")
+
+    def work(kn: dict, job) -> dict:
+        last = [time.perf_counter()]
+
+        def on_step(i, x_t, t, eps):
+            job.check()  # a newer setting was requested: drop this one (raises Abandoned)
+            if time.perf_counter() - last[0] >= PREVIEW_SECONDS and i + 1 < kn["num_steps"]:
+                png = preview_png(inp, x_t, t, eps)
+                job.report(lambda: busy(kn, i + 1, png))
+                last[0] = time.perf_counter()
+
+        return result(inp, on_step=on_step, **kn)
+
+    def failed(kn: dict, err: Exception):
+        image.value, line.value = shown.get("png", b""), shown.get("caption", "")
+        image.remove_class(BUSY_CLASS)
+        explorer.show_error(err)
+
+    runner = LatestWins(work, busy, done, failed)
+
+    def render(w):
         eta_slider.disabled = sampler_buttons.value != "ddim"
         guidance_slider.disabled = class_dropdown.value == "none"
         kn = current_knobs()
-        r = result(inp, **kn)
-        image.value = r["png"]
-        visits = ", ".join(map(str, r["timesteps"][:10])) + (", …" if len(r["timesteps"]) > 10 else "")
-        line.value = (f"{kn['sampler'].upper()} · {kn['num_steps']} steps visiting t = {visits} "
-                      f"({plots.T_NOTE}) · sampled in {r['seconds']:.2f} s")
-        return {**kn, **r}
+        if not shown:  # the first picture: drawn at once, so the explorer never opens empty
+            r = result(inp, **kn)
+            show(kn, r)
+            return {**kn, **r}
+        runner.submit(kn)  # busy at once; the worker shows the newest setting's picture when done
+        return None
 
     controls = [sampler_buttons, steps_slider, spacing_menu, eta_slider, class_dropdown, guidance_slider]
-    return Explorer("SamplerExplorer", "Samplers (fixed x_T and seed: only the knob changes)", controls,
-                    [line, image], render, note="guidance: w = 0 unconditional, 1 conditional, > 1 stronger",
-                    static=lambda w, num_steps_values=None: to_static(inp, current_knobs(), num_steps_values),
-                    filmstrip=lambda w, num_steps_values=None: filmstrip(inp, current_knobs(), num_steps_values),
-                    parts=dict(sampler=sampler_buttons, steps_slider=steps_slider, spacing=spacing_menu,
-                               eta_slider=eta_slider, class_dropdown=class_dropdown, guidance_slider=guidance_slider,
-                               image=image, readout=line, inputs=inp, x_T=inp.x_T, knobs=current_knobs))
+    explorer = Explorer("SamplerExplorer", "Samplers (fixed x_T and seed: only the knob changes)", controls,
+                        [W.HTML(BUSY_CSS), line, image], render,
+                        note="guidance: w = 0 unconditional, 1 conditional, > 1 stronger",
+                        static=lambda w, num_steps_values=None: to_static(inp, current_knobs(), num_steps_values),
+                        filmstrip=lambda w, num_steps_values=None: filmstrip(inp, current_knobs(), num_steps_values),
+                        parts=dict(sampler=sampler_buttons, steps_slider=steps_slider, spacing=spacing_menu,
+                                   eta_slider=eta_slider, class_dropdown=class_dropdown,
+                                   guidance_slider=guidance_slider, image=image, readout=line, inputs=inp,
+                                   x_T=inp.x_T, knobs=current_knobs, runner=runner, wait=runner.wait))
+    return explorer

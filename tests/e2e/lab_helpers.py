@@ -66,3 +66,25 @@ def drag_handle(page, the_slider, fraction: float):
     page.mouse.down()
     page.mouse.move(x + fraction * track["width"], y, steps=12)
     page.mouse.up()
+
+
+def open_and_run_cells(page, lab, relpath: str, cells: list[int], timeout_s: float = 120):
+    """Open ``relpath``, clear every output, then run only the cells at ``cells`` (indices among all
+    cells, markdown included), in order, each until its prompt shows ``[n]``. For a notebook whose
+    widget cell needs a setup cell but not the slow cells in between."""
+    page.goto(f"{lab['url']}/lab/tree/{relpath}?reset&token={lab['token']}")
+    page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(timeout=60_000)
+    page.locator('.jp-StatusBar-TextItem:has-text("| Idle")').wait_for(timeout=60_000)
+    news = page.locator('.jp-toast-button:has-text("No")')
+    if news.count():
+        news.first.click()
+    page.locator('.lm-MenuBar-itemLabel:has-text("Edit")').click()
+    page.locator('.lm-Menu-itemLabel:has-text("Clear Outputs of All Cells")').click()
+    for index in cells:
+        cell = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell").nth(index)
+        cell.locator(".jp-InputArea-prompt").click()
+        page.keyboard.press("Escape")  # command mode: Shift+Enter runs the selected cell
+        page.keyboard.press("Shift+Enter")
+        prompt = cell.locator(".jp-InputArea-prompt")
+        prompt.filter(has_text=re.compile(r"\[\d+\]")).wait_for(timeout=timeout_s * 1000)
+    page.locator('.jp-StatusBar-TextItem:has-text("| Idle")').wait_for(timeout=30_000)
