@@ -2,7 +2,9 @@
 move its controls, and check that what is shown changed, updated in place, and equals what the
 compute functions give; the static twins and filmstrips also as plain functions, without a widget."""
 import time
+from pathlib import Path
 
+import nbformat
 import numpy as np
 import plotly.graph_objects as go
 import pytest
@@ -343,3 +345,35 @@ def test_toy2d_reads_the_visited_timesteps_from_the_trajectory(monkeypatch):
     w = widgets.toy2d_explorer(oracle.sample_data(20, generator=gen(5)).float(), SCHED, oracle=oracle, num_steps=7)
     visited = w.trajectories["exact ε* (oracle)"].timesteps.tolist()
     assert w.last_error is None and [v for _, v in w.t_slider.options] == [-1, *sorted(visited)]
+
+
+# ----------------------------------------------------------------------------- committed notebooks
+NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
+VIEW = "application/vnd.jupyter.widget-view+json"
+STATE = "application/vnd.jupyter.widget-state+json"
+
+
+def shown_widgets(nb) -> list:
+    """The model ids of the widget views in a notebook's outputs."""
+    return [out["data"][VIEW]["model_id"] for cell in nb.cells if cell.cell_type == "code"
+            for out in cell.get("outputs", []) if VIEW in out.get("data", {})]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_committed_notebook_stores_the_state_of_every_widget_it_shows(path):
+    """A notebook opened before it is run (or on GitHub/nbviewer) can only draw a widget whose state
+    ``scripts/execute_notebooks.py`` stored in ``metadata.widgets``; and it stays ≤ 10 MB."""
+    nb = nbformat.read(path, as_version=4)
+    state = nb.metadata.get("widgets", {}).get(STATE, {}).get("state", {})
+    missing = [m for m in shown_widgets(nb) if m not in state]
+    assert not missing, f"{path.name}: no stored state for widget views {missing}; run scripts/execute_notebooks.py"
+    assert path.stat().st_size <= 10e6, f"{path.name} is {path.stat().st_size / 1e6:.1f} MB"
+
+
+def test_notebook_check_finds_a_widget_without_state():
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("w")
+    cell.outputs = [nbformat.v4.new_output("display_data", data={VIEW: {"model_id": "abc", "version_major": 2}})]
+    nb.cells.append(cell)
+    assert shown_widgets(nb) == ["abc"]
+    assert "abc" not in nb.metadata.get("widgets", {}).get(STATE, {}).get("state", {})
