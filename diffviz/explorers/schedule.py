@@ -107,9 +107,11 @@ def to_static(schedules, T_values, num_steps: int, spacing: str = "trailing", ac
 
 
 def filmstrip(st: dict) -> Figure:
-    """The three curves of one ``state``, for paper."""
-    fig = Figure(figsize=(11, 3), layout="constrained")
+    """The three curves of one ``state``, for paper (as wide as a handout's text column)."""
+    fig = Figure(figsize=(plots.PRINT_WIDTH_INCHES, 2.6), layout="constrained")
     plots.plot_schedules(fig.subplots(1, 3), st["curves"], st["visited"])
+    fig.suptitle(f"{plots.T_NOTE}; dots: the t that {st['num_steps']} {st['spacing']} sampling steps visit",
+                 fontsize=plots.LABEL_PT)
     return fig
 
 
