@@ -154,17 +154,17 @@ def test_training_monitor_updates_loss_and_samples_in_place():
     for i in range(1, 6):
         mon(TrainEvent(step=10 * i, loss=1.0 / i, lr=1e-3, images_seen=640 * i, elapsed=0.5 * i,
                        samples=samples if i == 5 else None))
-    loss = mon.figure.data[mon.handles["loss"]]
-    assert list(loss.x) == [10, 20, 30, 40, 50] and np.allclose(loss.y, [1, 1 / 2, 1 / 3, 1 / 4, 1 / 5])
-    assert mon.figure.layout.yaxis.type == "log"
+    assert mon.shown["steps"] == [10, 20, 30, 40, 50] and np.allclose(mon.shown["losses"], [1, 1 / 2, 1 / 3, 1 / 4, 1 / 5])
+    assert mon.figure.value == explorers.monitor.loss_png(mon.shown["steps"], mon.shown["losses"])
+    assert mon.figure.value != explorers.monitor.loss_png([], [])  # a picture, not a FigureWidget (5 MB of state)
     assert mon.image.value == plots.image_png(samples.numpy())
     assert "step 50" in mon.readout.value and mon.last_error is None
     throttled = widgets.training_monitor(min_interval=60.0)
     for i in range(1, 4):
         throttled.callback(TrainEvent(i, 0.5, 1e-3, i, 0.1 * i))
-    assert len(throttled.figure.data[throttled.handles["loss"]].x) == 1  # drawn once, then throttled
+    assert len(throttled.shown["steps"]) == 1  # drawn once, then throttled
     throttled.flush()
-    assert len(throttled.figure.data[throttled.handles["loss"]].x) == 3
+    assert len(throttled.shown["steps"]) == 3
     throttled.callback(TrainEvent(4, 0.5, 1e-3, 4, 1.0, samples=torch.randn(50, 2)))  # 2-D toy samples
     assert throttled.last_error is None and throttled.image.value == plots.scatter_png(throttled.history.samples)
     throttled.callback(TrainEvent(5, 0.5, 1e-3, 5, 1.0, samples=torch.zeros(3)))  # neither: shown, not raised

@@ -152,14 +152,14 @@ def forward_explorer(image, schedules=("linear", "cosine"), num_timesteps=1000, 
     Returns an ``Explorer`` (attributes t_slider, readout, images, captions, panel, inputs)."""
     import ipywidgets as W
 
-    from .base import WIDE, Explorer, titled
+    from .base import WIDE, Explorer, caption_html, titled
 
     inp = inputs(image, schedules, num_timesteps, seed, nrow)
     t = check_t(inp.T // 4 if t is None else t, inp.T)
     t_slider = W.IntSlider(t, min=0, max=inp.T - 1, description="t", style=WIDE, layout=W.Layout(width="420px"),
                            tooltip=T_HELP)
     readout, panel_view = W.Label(), W.Image(format="png")
-    images = {k: W.Image(format="png") for k in inp.schedules}
+    images = {k: W.Image(format="png", layout=W.Layout(width="280px")) for k in inp.schedules}
     columns = {k: titled("", images[k], width=300, lines=3) for k in inp.schedules}
     captions = {k: columns[k].children[0] for k in inp.schedules}  # each picture's title
     renderer, steps, markers = panel(inp)
@@ -169,7 +169,7 @@ def forward_explorer(image, schedules=("linear", "cosine"), num_timesteps=1000, 
         f = frame(inp, t)
         for k in inp.schedules:
             images[k].value = f["png"][k]
-            captions[k].value = f"<div style='font-size:12px;line-height:16px'>{caption(inp, k, t)}</div>"
+            captions[k].value = caption_html(caption(inp, k, t), width=300)
             steps[k].set_data(values=f["histogram"][k][0])
         plots.set_forward_markers(markers, inp.coefficients, t)
         panel_view.value = renderer.png()

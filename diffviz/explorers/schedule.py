@@ -139,7 +139,8 @@ def schedule_explorer(schedules=("linear", "cosine", "quadratic", "sigmoid"), nu
         list(schedules.values() if isinstance(schedules, dict) else schedules)
     by_name = any(isinstance(s, str) for s in given)  # only names are rebuilt when T moves
     T_slider = W.SelectionSlider(options=sorted({*T_CHOICES, num_timesteps}), value=num_timesteps,
-                                 description="T (steps of named schedules)", disabled=not by_name, style=WIDE)
+                                 description="T (steps of named schedules)", disabled=not by_name, style=WIDE,
+                                 layout=W.Layout(width="460px"))
     steps_slider = W.IntSlider(num_steps, min=1, max=num_timesteps, description="sampling steps", style=WIDE)
     spacing_menu = W.Dropdown(options=list(SPACINGS), value=spacing, description="spacing",
                               layout=W.Layout(width="200px"))
