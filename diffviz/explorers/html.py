@@ -31,6 +31,7 @@ def static_html(header: str, figure, filmstrip=None) -> str:
     buf = io.BytesIO()
     filmstrip.savefig(buf, format="png", dpi=150)
     png = base64.b64encode(buf.getvalue()).decode()
-    width = filmstrip.get_size_inches()[0]  # printed at the figure's size, so its 9 pt labels print at 9 pt
+    width = round(96 * filmstrip.get_size_inches()[0])  # CSS px (96 per inch): printed at the figure's size,
+    # so its 9 pt labels print at 9 pt (a width attribute: the handout's HTML sanitizer drops style="...")
     return (f"<div class='diffviz-handout'>{header}<div class='diffviz-screen'>{STATIC_NOTE}{plot}</div>"
-            f"<div class='diffviz-print'><img alt='filmstrip' style='width:{width:.2f}in' src='data:image/png;base64,{png}'></div></div>")
+            f"<div class='diffviz-print'><img alt='filmstrip' width='{width}' src='data:image/png;base64,{png}'></div></div>")
