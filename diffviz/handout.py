@@ -43,6 +43,9 @@ CSS = """
 .diffviz-note { color: #777; font-size: 12px; }
 .jp-RenderedHTMLCommon img.diffviz-math { display: inline; margin: 0; }
 .jp-RenderedHTMLCommon img.diffviz-math-display { display: block; margin: 0.6em auto; }
+/* JupyterLab's CSS (loaded after this) breaks output lines anywhere (word-break: break-all), e.g. "0.00|635":
+   wrap between words instead; the extra class outranks its rule */
+.jp-OutputArea .jp-OutputArea-output pre { word-break: normal; overflow-wrap: break-word; }
 @media print {
   :root { --jp-code-font-size: 11px !important; }  /* ~95 characters of code or output per line on paper */
   .diffviz-screen { display: none; }

@@ -128,8 +128,10 @@ def plot_schedules(axes, curves: dict, visited=None) -> None:
         if visited is not None:
             v = _visited_for(visited, label, len(c["t"]))
             axes[1].plot(v, c["alpha_bar"][v], "o", color=color(i), ms=3)
-    for ax, name in zip(axes, ("β_t", "ᾱ_t", "log SNR(t) = log ᾱ_t − log(1−ᾱ_t)")):
-        ax.set(xlabel=f"t ({T_NOTE})", title=name)
+    for ax, name in zip(axes, ("β_t (log scale)", "ᾱ_t", "log SNR(t) = log(ᾱ_t/(1−ᾱ_t))")):
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel("t (code, 0-based)", fontsize=9)  # short: three share one row (T_NOTE says the rest)
+        ax.tick_params(labelsize=8)
     axes[0].set_yscale("log")
     axes[0].legend(fontsize=8)
 
@@ -166,18 +168,25 @@ class BlitRenderer:
 
 
 # ----------------------------------------------------------------------------- filmstrips (paper / PDF)
+PRINT_WIDTH_INCHES = 6.5  # a handout page's text column: filmstrips are at most this wide, printed 1:1
+LABEL_PT = 9  # filmstrip labels (≥ 8 pt on paper since the figure prints at its own size)
+
+
 def _filmstrip_grid(rows, row_labels, col_labels, title, cell_inches, cell_height, **subplot_kw):
-    """An empty grid of len(rows) × len(col_labels) axes, titled by column and labelled by row.
+    """An empty grid of len(rows) × len(col_labels) axes, titled by column and labelled by row, no
+    wider than ``PRINT_WIDTH_INCHES`` (cells shrink to fit). Column labels break before "(" onto a
+    second line ("t = 9\n(paper 10)") so that narrow cells' titles do not run into each other.
     Returns (fig, axes (n_rows, n_cols))."""
     n_rows, n_cols = len(rows), len(col_labels)
-    fig = Figure(figsize=(cell_inches * n_cols + 0.8, cell_height * n_rows + 0.7), layout="constrained")
+    fit = min(1.0, (PRINT_WIDTH_INCHES - 0.8) / (cell_inches * n_cols))
+    fig = Figure(figsize=(fit * cell_inches * n_cols + 0.8, fit * cell_height * n_rows + 0.9), layout="constrained")
     axes = np.asarray(fig.subplots(n_rows, n_cols, squeeze=False, **subplot_kw))
     for c, label in enumerate(col_labels):
-        axes[0, c].set_title(label, fontsize=9)
+        axes[0, c].set_title(label.replace(" (", "\n("), fontsize=LABEL_PT)
     for r, label in enumerate(row_labels):
-        axes[r, 0].set_ylabel(label, fontsize=9)
+        axes[r, 0].set_ylabel(label, fontsize=LABEL_PT)
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(title, fontsize=LABEL_PT + 1)
     return fig, axes
 
 

@@ -5,11 +5,15 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
+import plotly.graph_objects as go
 import pytest
 import torch
 from plotly.offline import get_plotlyjs
 
 from diffviz import handout, widgets
+from diffviz.explorers.html import static_html
+from diffviz.plots import image_filmstrip
 from diffviz.cli import main
 
 FIXTURE = Path(__file__).parent / "fixtures" / "handout_demo.ipynb"
@@ -47,7 +51,7 @@ def test_explorers_become_plotly_twins_with_frames_and_filmstrips(built):
     assert [len(f) for f in frames] == [20, 9, 10]  # forward (20 of T = 50), schedule (9 T values), trajectory
     assert frames[0][0]["name"] == "0" and frames[0][-1]["name"] == "49"
     assert page.count("Plotly.newPlot(") == 4  # the three twins and the plain figure
-    assert len(re.findall(r"class=.diffviz-print.><img alt=.filmstrip. src=.data:image/png;base64,", page)) == 3
+    assert len(re.findall(r"class=.diffviz-print.><img alt=.filmstrip. src=.data:image/png;base64,[^'\"]+. width=.\d+.", page)) == 3
     assert "application/vnd.jupyter.widget-view+json" not in page
 
 
@@ -87,3 +91,20 @@ def test_missing_chromium_is_a_clear_error_before_any_work(monkeypatch, tmp_path
 def test_bad_paths_are_rejected(tmp_path, capsys):
     assert main(["handout", str(tmp_path / "missing.ipynb"), "--out", str(tmp_path)]) == 2
     assert "missing.ipynb" in capsys.readouterr().err
+
+
+def test_output_lines_wrap_between_words_not_inside_numbers(built):
+    """JupyterLab's own CSS, later in the page, sets ``word-break: break-all`` on output <pre>, which
+    wraps "0.00635" as "0.00" / "635" on paper; ours must come with a more specific selector."""
+    page = built["html"]
+    ours = re.search(r"([.\w\- ]+)\{ word-break: normal; overflow-wrap: break-word; \}", page)
+    lab = re.search(r"\n(\.jp-OutputArea-output pre) \{[^}]*word-break: break-all", page)
+    assert ours and lab, "the override or JupyterLab's rule is missing"
+    assert ours.group(1).count(".") > lab.group(1).count("."), "the override must outrank JupyterLab's rule"
+
+
+def test_filmstrip_prints_at_its_own_size():
+    """Its labels are LABEL_PT (≥ 8 pt) at the figure's size, which is at most the page's text column."""
+    strip = image_filmstrip([[np.zeros((8, 8), np.uint8)] * 6], ["x_t"], [f"t = {t} (paper {t + 1})" for t in range(6)])
+    block = static_html("<b>x</b>", go.Figure(), strip)
+    assert f"width='{round(96 * strip.get_size_inches()[0])}'" in block  # CSS px: 96 per inch

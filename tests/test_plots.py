@@ -1,6 +1,7 @@
 """diffviz.plots: pictures are exactly the arrays they were given (PNG round trips, trace data)."""
 import base64
 
+import matplotlib.text
 import numpy as np
 import plotly.graph_objects as go
 import pytest
@@ -91,7 +92,7 @@ def test_plot_schedules_three_panels_with_visited_markers():
     curves = {"linear": viz.schedule_curves(linear_schedule(100))}
     plots.plot_schedules(axes, curves, visited=np.array([99, 49, 0]))
     assert axes[0].get_yscale() == "log"
-    assert [ax.get_title() for ax in axes][:2] == ["β_t", "ᾱ_t"]
+    assert [ax.get_title() for ax in axes][:2] == ["β_t (log scale)", "ᾱ_t"]
     x, y = axes[1].lines[-1].get_data()
     assert list(x) == [99, 49, 0] and np.allclose(y, curves["linear"]["alpha_bar"][[99, 49, 0]])
 
@@ -140,7 +141,21 @@ def test_filmstrip_cells_follow_the_picture_shape():
     from diffviz import plots
     wide = np.zeros((10, 20), dtype=np.uint8)
     w, h = plots.image_filmstrip([[wide, wide]], ["row"], ["a", "b"], cell_inches=2.0).get_size_inches()
-    assert (w, h) == pytest.approx((2 * 2.0 + 0.8, 1.0 + 0.7))
+    assert (w, h) == pytest.approx((2 * 2.0 + 0.8, 1.0 + 0.9))
     points = np.zeros((1000, 2))
     w, h = plots.scatter_filmstrip([[points]] * 2, ["r1", "r2"], ["a"], cell_inches=1.8).get_size_inches()
-    assert (w, h) == pytest.approx((1.8 + 0.8, 2 * 1.8 + 0.7))
+    assert (w, h) == pytest.approx((1.8 + 0.8, 2 * 1.8 + 0.9))
+
+
+def test_filmstrips_fit_the_printed_page_with_labels_of_at_least_8_pt_that_do_not_overlap():
+    """A handout prints a filmstrip (6 columns by default) at its own size (``explorers.html``): it must fit the page's text
+    column, every label must be ≥ 8 pt, and the column titles (t = … (paper …)) must not collide."""
+    cells = [[RNG.integers(0, 256, (28, 28), dtype=np.uint8) for _ in range(6)] for _ in range(3)]
+    labels = [f"t = {t} (paper {t + 1})" for t in range(994, 1000)]
+    fig = plots.image_filmstrip(cells, ["x_t", "ε̂", "x̂_0"], labels, title="a title")
+    assert fig.get_size_inches()[0] <= plots.PRINT_WIDTH_INCHES
+    texts = [t for t in fig.findobj(matplotlib.text.Text) if t.get_text()]
+    assert texts and min(t.get_fontsize() for t in texts) >= 8
+    fig.draw_without_rendering()  # lays out the constrained figure
+    boxes = [fig.axes[c].title.get_window_extent() for c in range(6)]
+    assert all(a.x1 <= b.x0 for a, b in zip(boxes, boxes[1:])), "column titles overlap"

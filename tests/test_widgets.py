@@ -2,7 +2,9 @@
 move its controls, and check that what is shown changed, updated in place, and equals what the
 compute functions give; the static twins and filmstrips also as plain functions, without a widget."""
 import time
+from pathlib import Path
 
+import nbformat
 import numpy as np
 import plotly.graph_objects as go
 import pytest
@@ -151,17 +153,17 @@ def test_training_monitor_updates_loss_and_samples_in_place():
     for i in range(1, 6):
         mon(TrainEvent(step=10 * i, loss=1.0 / i, lr=1e-3, images_seen=640 * i, elapsed=0.5 * i,
                        samples=samples if i == 5 else None))
-    loss = mon.figure.data[mon.handles["loss"]]
-    assert list(loss.x) == [10, 20, 30, 40, 50] and np.allclose(loss.y, [1, 1 / 2, 1 / 3, 1 / 4, 1 / 5])
-    assert mon.figure.layout.yaxis.type == "log"
+    assert mon.shown["steps"] == [10, 20, 30, 40, 50] and np.allclose(mon.shown["losses"], [1, 1 / 2, 1 / 3, 1 / 4, 1 / 5])
+    assert mon.figure.value == explorers.monitor.loss_png(mon.shown["steps"], mon.shown["losses"])
+    assert mon.figure.value != explorers.monitor.loss_png([], [])  # a picture, not a FigureWidget (5 MB of state)
     assert mon.image.value == plots.image_png(samples.numpy())
     assert "step 50" in mon.readout.value and mon.last_error is None
     throttled = widgets.training_monitor(min_interval=60.0)
     for i in range(1, 4):
         throttled.callback(TrainEvent(i, 0.5, 1e-3, i, 0.1 * i))
-    assert len(throttled.figure.data[throttled.handles["loss"]].x) == 1  # drawn once, then throttled
+    assert len(throttled.shown["steps"]) == 1  # drawn once, then throttled
     throttled.flush()
-    assert len(throttled.figure.data[throttled.handles["loss"]].x) == 3
+    assert len(throttled.shown["steps"]) == 3
     throttled.callback(TrainEvent(4, 0.5, 1e-3, 4, 1.0, samples=torch.randn(50, 2)))  # 2-D toy samples
     assert throttled.last_error is None and throttled.image.value == plots.scatter_png(throttled.history.samples)
     throttled.callback(TrainEvent(5, 0.5, 1e-3, 5, 1.0, samples=torch.zeros(3)))  # neither: shown, not raised
@@ -283,3 +285,35 @@ def test_toy2d_reads_the_visited_timesteps_from_the_trajectory(monkeypatch):
     w = widgets.toy2d_explorer(oracle.sample_data(20, generator=gen(5)).float(), SCHED, oracle=oracle, num_steps=7)
     visited = w.trajectories["exact ε* (oracle)"].timesteps.tolist()
     assert w.last_error is None and [v for _, v in w.t_slider.options] == [-1, *sorted(visited)]
+
+
+# ----------------------------------------------------------------------------- committed notebooks
+NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
+VIEW = "application/vnd.jupyter.widget-view+json"
+STATE = "application/vnd.jupyter.widget-state+json"
+
+
+def shown_widgets(nb) -> list:
+    """The model ids of the widget views in a notebook's outputs."""
+    return [out["data"][VIEW]["model_id"] for cell in nb.cells if cell.cell_type == "code"
+            for out in cell.get("outputs", []) if VIEW in out.get("data", {})]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_committed_notebook_stores_the_state_of_every_widget_it_shows(path):
+    """A notebook opened before it is run (or on GitHub/nbviewer) can only draw a widget whose state
+    ``scripts/execute_notebooks.py`` stored in ``metadata.widgets``; and it stays ≤ 10 MB."""
+    nb = nbformat.read(path, as_version=4)
+    state = nb.metadata.get("widgets", {}).get(STATE, {}).get("state", {})
+    missing = [m for m in shown_widgets(nb) if m not in state]
+    assert not missing, f"{path.name}: no stored state for widget views {missing}; run scripts/execute_notebooks.py"
+    assert path.stat().st_size <= 10e6, f"{path.name} is {path.stat().st_size / 1e6:.1f} MB"
+
+
+def test_notebook_check_finds_a_widget_without_state():
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("w")
+    cell.outputs = [nbformat.v4.new_output("display_data", data={VIEW: {"model_id": "abc", "version_major": 2}})]
+    nb.cells.append(cell)
+    assert shown_widgets(nb) == ["abc"]
+    assert "abc" not in nb.metadata.get("widgets", {}).get(STATE, {}).get("state", {})

@@ -35,9 +35,18 @@ def figure_widget(fig: go.Figure) -> go.FigureWidget:
         raise ImportError("plotly's FigureWidget needs anywidget: pip install anywidget") from err
 
 
-def titled(title: str, view: W.Widget) -> W.VBox:
-    """A view with a small caption above it."""
-    return W.VBox([W.HTML(f"<div style='font-size:12px;max-width:300px'>{title}</div>"), view])
+def caption_html(title: str, width: int = 240) -> str:
+    """``title`` in small type, wrapped within ``width`` pixels (the value of a ``titled`` caption)."""
+    return f"<div style='font-size:12px;line-height:16px;width:{width - 12}px;white-space:normal'>{title}</div>"
+
+
+def titled(title: str, view: W.Widget, width: int = 240, lines: int = 2) -> W.VBox:
+    """A view with a small caption above it. The caption wraps within ``width`` pixels and is always
+    ``lines`` lines high, so that pictures side by side start at the same height whatever their titles;
+    the view keeps its own size (it is not stretched to the caption's width)."""
+    caption = W.HTML(caption_html(title, width),
+                     layout=W.Layout(width=f"{width}px", height=f"{16 * lines + 2}px", overflow="hidden"))
+    return W.VBox([caption, view], layout=W.Layout(align_items="flex-start", margin="0 10px 0 0"))
 
 
 class Explorer(W.VBox):

@@ -7,6 +7,7 @@ Timesteps are 0-based: code t = k is the paper's t = k + 1.
 """
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,10 +53,12 @@ def frame(inp: ForwardInputs, t: int) -> dict:
 
 
 def caption(inp: ForwardInputs, label: str, t: int) -> str:
-    """"<b>linear</b>: √ᾱ_t = …, √(1−ᾱ_t) = …, SNR = …" at t."""
+    """The title above one schedule's x_t, three short lines: "<b>linear</b> · t = 249 (paper 250)",
+    "√ᾱ_t = …, √(1−ᾱ_t) = …", "SNR = ᾱ_t/(1−ᾱ_t) = …"."""
     c = inp.coefficients[label]
     a, b = c["sqrt_alpha_bar"][t], c["sqrt_one_minus_alpha_bar"][t]
-    return f"<b>{label}</b>: √ᾱ_t = {a:.3f}, √(1−ᾱ_t) = {b:.3f}, SNR = {a * a / (b * b):.3g}"
+    return (f"<b>{html.escape(label)}</b> · {t_label(t)}<br>√ᾱ_t = {a:.3f}, √(1−ᾱ_t) = {b:.3f}<br>"
+            f"SNR = ᾱ_t/(1−ᾱ_t) = {a * a / (b * b):.3g}")
 
 
 # ----------------------------------------------------------------------------- figures
@@ -149,29 +152,31 @@ def forward_explorer(image, schedules=("linear", "cosine"), num_timesteps=1000, 
     Returns an ``Explorer`` (attributes t_slider, readout, images, captions, panel, inputs)."""
     import ipywidgets as W
 
-    from .base import WIDE, Explorer
+    from .base import WIDE, Explorer, caption_html, titled
 
     inp = inputs(image, schedules, num_timesteps, seed, nrow)
     t = check_t(inp.T // 4 if t is None else t, inp.T)
     t_slider = W.IntSlider(t, min=0, max=inp.T - 1, description="t", style=WIDE, layout=W.Layout(width="420px"),
                            tooltip=T_HELP)
     readout, panel_view = W.Label(), W.Image(format="png")
-    images = {k: W.Image(format="png") for k in inp.schedules}
-    captions = {k: W.HTML() for k in inp.schedules}
+    images = {k: W.Image(format="png", layout=W.Layout(width="280px")) for k in inp.schedules}
+    columns = {k: titled("", images[k], width=300, lines=3) for k in inp.schedules}
+    captions = {k: columns[k].children[0] for k in inp.schedules}  # each picture's title
     renderer, steps, markers = panel(inp)
 
     def render(w) -> dict:
         t = t_slider.value
         f = frame(inp, t)
         for k in inp.schedules:
-            images[k].value, captions[k].value = f["png"][k], caption(inp, k, t)
+            images[k].value = f["png"][k]
+            captions[k].value = caption_html(caption(inp, k, t), width=300)
             steps[k].set_data(values=f["histogram"][k][0])
         plots.set_forward_markers(markers, inp.coefficients, t)
         panel_view.value = renderer.png()
         readout.value = f"{t_label(t)} of T = {inp.T}; x_t shown clipped to [−1, 1]"
         return f
 
-    row = W.HBox([W.VBox([captions[k], images[k]]) for k in inp.schedules])
+    row = W.HBox(list(columns.values()), layout=W.Layout(flex_flow="row wrap"))
     return Explorer("ForwardExplorer", "Forward process q(x_t | x_0)", [t_slider, readout], [row, panel_view],
                     render, static=lambda w, *a, **kw: to_static(inp, *a, **kw),
                     filmstrip=lambda w, *a, **kw: filmstrip(inp, *a, **kw),

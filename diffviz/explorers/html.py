@@ -29,7 +29,9 @@ def static_html(header: str, figure, filmstrip=None) -> str:
     if filmstrip is None:
         return f"<div class='diffviz-handout'>{header}{STATIC_NOTE}{plot}</div>"
     buf = io.BytesIO()
-    filmstrip.savefig(buf, format="png", dpi=110)
+    filmstrip.savefig(buf, format="png", dpi=150)
     png = base64.b64encode(buf.getvalue()).decode()
+    width = round(96 * filmstrip.get_size_inches()[0])  # CSS px (96 per inch): printed at the figure's size,
+    # so its 9 pt labels print at 9 pt (a width attribute: the handout's HTML sanitizer drops style="...")
     return (f"<div class='diffviz-handout'>{header}<div class='diffviz-screen'>{STATIC_NOTE}{plot}</div>"
-            f"<div class='diffviz-print'><img alt='filmstrip' src='data:image/png;base64,{png}'></div></div>")
+            f"<div class='diffviz-print'><img alt='filmstrip' width='{width}' src='data:image/png;base64,{png}'></div></div>")

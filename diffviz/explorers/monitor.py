@@ -63,6 +63,24 @@ def figure(steps=(), losses=(), height: int = 300):
     return fig, {"loss": 0}
 
 
+def loss_png(steps, losses, size=(5.5, 3.0), dpi: int = 80) -> bytes:
+    """The training-loss plot (log-scale y) as a PNG: what the widget shows. A picture rather than a
+    plotly FigureWidget, whose stored widget state (≈ 5 MB of JavaScript) a notebook would carry."""
+    import io
+
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=size, dpi=dpi, layout="constrained")
+    ax = fig.subplots()
+    if len(steps):
+        ax.plot(steps, losses, color=plots.color(0), lw=1.2)
+        ax.set_yscale("log")
+    ax.set(title="training loss", xlabel="optimizer step", ylabel="L_simple (log scale)")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
 def to_static(history: LossHistory) -> go.Figure:
     """The loss curve so far as a plain plotly Figure."""
     return figure(history.steps, history.losses)[0]
@@ -73,17 +91,18 @@ def training_monitor(min_interval: float = 0.2, max_points: int = 2000, nrow=Non
     in one cell, then ``trainer.fit(callback=mon)`` (the monitor is callable) and ``mon.flush()``.
     The readout always updates; the curve is redrawn at most every ``min_interval`` seconds
     (``flush()`` draws the rest); sample grids whenever they arrive. Never raises: errors show in
-    the widget. Returns an ``Explorer`` (figure, readout, image, history, callback, flush, handles)."""
+    the widget. Returns an ``Explorer`` (figure: the loss-plot Image, shown: the (steps, losses) it
+    draws, readout, image, history, callback, flush)."""
     import ipywidgets as W
 
-    from .base import Explorer, figure_widget, titled
+    from .base import Explorer, titled
 
     min_interval = finite_number("min_interval", min_interval, low=0)
     max_points = positive_int("max_points", max_points)
     history, pending = LossHistory(), []
     clock = {"last_draw": -float("inf"), "dirty": False}
-    fig, handles = figure()
-    view = figure_widget(fig)
+    view = W.Image(value=loss_png([], []), format="png")
+    shown = {"steps": [], "losses": []}  # what the loss plot draws now
     line = W.Label("waiting for the first training event…")
     image = W.Image(format="png")
 
@@ -95,8 +114,8 @@ def training_monitor(min_interval: float = 0.2, max_points: int = 2000, nrow=Non
                 image.value = samples_png(history.samples, nrow)
             clock["dirty"] = True
         if clock["dirty"] and time.perf_counter() - clock["last_draw"] >= min_interval:
-            with view.batch_update():
-                view.data[handles["loss"]].x, view.data[handles["loss"]].y = thinned(history, max_points)
+            shown["steps"], shown["losses"] = thinned(history, max_points)
+            view.value = loss_png(shown["steps"], shown["losses"])
             clock.update(last_draw=time.perf_counter(), dirty=False)
         return {"steps": history.steps, "losses": history.losses, "samples": history.samples}
 
@@ -113,6 +132,6 @@ def training_monitor(min_interval: float = 0.2, max_points: int = 2000, nrow=Non
     monitor = Explorer("TrainingMonitor", "Training monitor", [line], [W.HBox([view, titled("EMA samples", image)])],
                        render, static=lambda w: to_static(history),
                        note="loss = L_simple, the mean squared error of ε̂",
-                       parts=dict(figure=view, readout=line, image=image, history=history, handles=handles,
+                       parts=dict(figure=view, shown=shown, readout=line, image=image, history=history,
                                   callback=callback, flush=flush))
     return monitor

@@ -60,11 +60,12 @@ def trace_data(st: dict) -> list:
     return out + [(v, st["curves"][k]["alpha_bar"][v]) for k, v in st["visited"].items()]
 
 
-def figure(st: dict, height: int = 330):
+def figure(st: dict, height: int = 340):
     """β_t (log axis), ᾱ_t and log SNR(t) side by side, with markers on ᾱ_t at the visited t.
     Returns (fig, handles): handles["curves"][label][key] and handles["visited"][label] are trace
     indices; ``handles["order"]`` lists all of them in the order of ``trace_data(st)``."""
-    fig = make_subplots(1, 3, subplot_titles=("β_t", "ᾱ_t (markers: timesteps the sampler visits)", "log SNR(t)"))
+    fig = make_subplots(1, 3, horizontal_spacing=0.09,
+                        subplot_titles=("β_t (log scale)", "ᾱ_t · dots: t the sampler visits", "log SNR(t)"))
     handles = {"curves": {}, "visited": {}}
     for i, (label, c) in enumerate(st["curves"].items()):
         handles["curves"][label] = {}
@@ -80,9 +81,10 @@ def figure(st: dict, height: int = 330):
                       row=1, col=2)
     curve_indices = [h[key] for h in handles["curves"].values() for key in CURVES]
     handles["order"] = curve_indices + list(handles["visited"].values())
-    fig.update_yaxes(type="log", row=1, col=1)
-    fig.update_xaxes(title_text=f"t ({plots.T_NOTE})")
-    fig.update_layout(height=height, margin=dict(l=40, r=20, t=40, b=40))
+    fig.update_yaxes(type="log", dtick=1, row=1, col=1)  # labels at powers of 10 only
+    fig.update_xaxes(title_text="t (code, 0-based)", title_font_size=12)  # short: three share one row
+    fig.update_annotations(font_size=13)  # the subplot titles
+    fig.update_layout(height=height, margin=dict(l=40, r=20, t=40, b=50))
     return fig, handles
 
 
@@ -105,9 +107,11 @@ def to_static(schedules, T_values, num_steps: int, spacing: str = "trailing", ac
 
 
 def filmstrip(st: dict) -> Figure:
-    """The three curves of one ``state``, for paper."""
-    fig = Figure(figsize=(11, 3), layout="constrained")
+    """The three curves of one ``state``, for paper (as wide as a handout's text column)."""
+    fig = Figure(figsize=(plots.PRINT_WIDTH_INCHES, 2.6), layout="constrained")
     plots.plot_schedules(fig.subplots(1, 3), st["curves"], st["visited"])
+    fig.suptitle(f"{plots.T_NOTE}; dots: the t that {st['num_steps']} {st['spacing']} sampling steps visit",
+                 fontsize=plots.LABEL_PT)
     return fig
 
 
@@ -135,7 +139,8 @@ def schedule_explorer(schedules=("linear", "cosine", "quadratic", "sigmoid"), nu
         list(schedules.values() if isinstance(schedules, dict) else schedules)
     by_name = any(isinstance(s, str) for s in given)  # only names are rebuilt when T moves
     T_slider = W.SelectionSlider(options=sorted({*T_CHOICES, num_timesteps}), value=num_timesteps,
-                                 description="T (names)", disabled=not by_name, style=WIDE)
+                                 description="T (steps of named schedules)", disabled=not by_name, style=WIDE,
+                                 layout=W.Layout(width="460px"))
     steps_slider = W.IntSlider(num_steps, min=1, max=num_timesteps, description="sampling steps", style=WIDE)
     spacing_menu = W.Dropdown(options=list(SPACINGS), value=spacing, description="spacing",
                               layout=W.Layout(width="200px"))
