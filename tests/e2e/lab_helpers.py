@@ -22,15 +22,20 @@ def shot(target, artifacts: Path, name: str) -> Path:
     return path
 
 
-def open_and_run_all(page, lab, relpath: str, timeout_s: float = 120):
-    """Open ``relpath`` (relative to the served root), wait for an idle kernel, then Run →
-    Restart Kernel and Run All Cells, and wait until every non-empty code cell has run."""
+def open_notebook(page, lab, relpath: str):
+    """Open ``relpath`` (relative to the served root) alone and wait for an idle kernel."""
     page.goto(f"{lab['url']}/lab/tree/{relpath}?reset&token={lab['token']}")  # reset: only this notebook open
     page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(timeout=60_000)
     page.locator('.jp-StatusBar-TextItem:has-text("| Idle")').wait_for(timeout=60_000)
     news = page.locator('.jp-toast-button:has-text("No")')
     if news.count():
         news.first.click()
+
+
+def open_and_run_all(page, lab, relpath: str, timeout_s: float = 120):
+    """Open ``relpath`` (relative to the served root), wait for an idle kernel, then Run →
+    Restart Kernel and Run All Cells, and wait until every non-empty code cell has run."""
+    open_notebook(page, lab, relpath)
     page.locator('.lm-MenuBar-itemLabel:has-text("Run")').click()
     page.locator('.lm-Menu-itemLabel:has-text("Restart Kernel and Run All Cells")').click()
     page.locator(".jp-Dialog .jp-mod-accept").click()
@@ -72,12 +77,7 @@ def open_and_run_cells(page, lab, relpath: str, cells: list[int], timeout_s: flo
     """Open ``relpath``, clear every output, then run only the cells at ``cells`` (indices among all
     cells, markdown included), in order, each until its prompt shows ``[n]``. For a notebook whose
     widget cell needs a setup cell but not the slow cells in between."""
-    page.goto(f"{lab['url']}/lab/tree/{relpath}?reset&token={lab['token']}")
-    page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(timeout=60_000)
-    page.locator('.jp-StatusBar-TextItem:has-text("| Idle")').wait_for(timeout=60_000)
-    news = page.locator('.jp-toast-button:has-text("No")')
-    if news.count():
-        news.first.click()
+    open_notebook(page, lab, relpath)
     page.locator('.lm-MenuBar-itemLabel:has-text("Edit")').click()
     page.locator('.lm-Menu-itemLabel:has-text("Clear Outputs of All Cells")').click()
     for index in cells:
