@@ -166,11 +166,11 @@ def report_stop(trainer, signum: int, is_main: bool) -> int:
 def check_output_path(out) -> Path:
     """``--out``: a known suffix, not a folder, in a folder we can write (made if missing)."""
     out = Path(out)
+    if out.is_dir():
+        raise ValueError(f"--out {str(out)!r} is a folder; name a file in it, e.g. {str(out / 'samples.png')!r}")
     if out.suffix.lower() not in IMAGE_SUFFIXES:
         raise ValueError(f"--out {str(out)!r}: unknown file type {out.suffix or '(none)'!r}; use "
                          f"{', '.join(IMAGE_SUFFIXES)}")
-    if out.is_dir():
-        raise ValueError(f"--out {str(out)!r} is a folder; name a file in it, e.g. {str(out / 'samples.png')!r}")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=".write-test-", suffix=".tmp", dir=out.parent)

@@ -81,6 +81,7 @@ ROWS = [
     ("out=gif", S + ["--out", "{tmp}/s.gif"], 2, r"--out '.*s\.gif': unknown file type '\.gif'; use \.png, \.jpg"),
     ("out-no-suffix", S + ["--out", "{tmp}/grid"], 2, r"unknown file type '\(none\)'"),
     ("out=folder", S + ["--out", "{folder}"], 2, r"--out '.*grid\.png' is a folder; name a file in it"),
+    ("out=plain-folder", S + ["--out", "{tmp}"], 2, r"--out '[^']*' is a folder; name a file in it"),
     ("out-under-file", S + ["--out", "{file}/s.png"], 2, r"--out '.*a-file/s\.png': cannot write in"),
     ("sample-device", S + ["--device", "banana"], 2, r"device must be 'auto', 'cpu'"),
     pytest.param(S + ["--device", "cuda"], 2, r"CUDA is not available", id="sample-cuda",
