@@ -13,7 +13,9 @@ import time
 from dataclasses import fields
 from pathlib import Path
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".npy")
+from .images import FORMATS
+
+IMAGE_SUFFIXES = (*FORMATS, ".npy")  # what save_image_grid writes, and raw arrays
 MACHINE = ("device", "num_threads", "fast", "compile")  # about this machine, not the run: never inherited
 
 

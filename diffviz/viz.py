@@ -186,12 +186,14 @@ def trajectory_step(trajectory: Trajectory, step: int) -> dict:
 
 def run_sampler(model, schedule: NoiseSchedule, x_T: torch.Tensor, sampler: str = "ddim",
                 num_steps: int | None = None, eta: float = 0.0, seed: int = 0, y=None,
-                guidance_scale=None, record: bool = False, timestep_spacing: str = "trailing") -> Trajectory:
+                guidance_scale=None, record: bool = False, timestep_spacing: str = "trailing",
+                **options) -> Trajectory:
     """``sample`` from a FIXED x_T with a freshly seeded generator, so that changing one knob
-    (sampler, steps, spacing, η, class, guidance) changes nothing else. Returns the Trajectory."""
+    (sampler, steps, spacing, η, class, guidance) changes nothing else. ``options`` (``device``,
+    ``cuda_graph``, ...) go to ``sample`` as they are. Returns the Trajectory."""
     return sample(model, schedule, tuple(x_T.shape), sampler=sampler, num_steps=num_steps, eta=eta,
                   generator=generator(seed), y=y, guidance_scale=guidance_scale, record=record, x_T=x_T,
-                  timestep_spacing=timestep_spacing)
+                  timestep_spacing=timestep_spacing, **options)
 
 
 def points_at(trajectory: Trajectory, t: int) -> np.ndarray:

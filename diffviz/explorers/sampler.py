@@ -22,7 +22,7 @@ from torch import nn
 
 from .. import plots, viz
 from ..diffusion import predict_x0
-from ..sampling import SAMPLERS, sample
+from ..sampling import SAMPLERS
 from ..validate import check_num_steps, finite_number, one_of
 from .common import SPACINGS, cache_put
 
@@ -97,7 +97,7 @@ class StepWatch:
 
 
 def result(inp: SamplerInputs, on_step=None, **kn) -> dict:
-    """Sample for these knobs (cached), as ``viz.run_sampler`` does: {"sample" (N, C, H, W), "timesteps",
+    """Sample for these knobs (cached) with ``viz.run_sampler``: {"sample" (N, C, H, W), "timesteps",
     "seconds", "png"}. on_step(i, x_t, t, ε̂): called after each step's first model call (``StepWatch``)."""
     key = repr(sorted((k, v.tolist() if isinstance(v, torch.Tensor) else v) for k, v in kn.items()))
     if key not in inp.results:
@@ -107,9 +107,9 @@ def result(inp: SamplerInputs, on_step=None, **kn) -> dict:
         if training:  # sample() does it for an nn.Module, not for the StepWatch around one
             model.eval()
         try:
-            traj = sample(model if on_step is None else StepWatch(model, on_step), inp.schedule,
-                          tuple(inp.x_T.shape), generator=viz.generator(inp.seed), x_T=inp.x_T, record=False,
-                          device=params[0].device if params else None, cuda_graph=False if on_step else None, **kn)
+            traj = viz.run_sampler(model if on_step is None else StepWatch(model, on_step), inp.schedule, inp.x_T,
+                                   seed=inp.seed, device=params[0].device if params else None,
+                                   cuda_graph=False if on_step else None, **kn)
         finally:
             if training:
                 model.train()
