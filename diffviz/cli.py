@@ -41,6 +41,7 @@ def run_train(args) -> int:
 
     config = opt.train_config(args)
     is_main = setup(config.device).is_main  # only rank 0 prints (and writes checkpoints)
+    finished = False
     try:
         trainer = Trainer(config)
         if trainer.step and is_main:
@@ -53,13 +54,14 @@ def run_train(args) -> int:
 
         with StopOnSignal(lambda: setattr(trainer, "stop_requested", True)) as stop:
             trainer.fit(callback=report, progress=not args.no_progress)
+        finished = True  # every rank returned from fit (a stop is agreed on by all): the barrier is safe
         if stop.signum is not None:
             return opt.report_stop(trainer, stop.signum, is_main)
         last = trainer.losses[-1] if trainer.losses else float("nan")
         if is_main:
             print(f"done: step {trainer.step}, last loss {last:.4f}, checkpoint in {config.checkpoint_dir}")
     finally:
-        cleanup()
+        cleanup(wait_for_all=finished)
     return 0
 
 

@@ -80,6 +80,8 @@ def train_args(parser):
     a("--lr", type=positive_float, help="AdamW learning rate (default 2e-4 for U-Nets, 1e-3 for toy)")
     a("--weight-decay", type=non_negative_float, help="AdamW weight decay (default 0)")
     a("--warmup", dest="warmup_steps", type=non_negative_int, help="linear warm-up steps (default 100)")
+    a("--lr-schedule", choices=("constant", "cosine"), help="after warm-up: constant (default) or cosine to 0")
+    a("--min-snr-gamma", type=positive_float, help="min-SNR-γ loss weighting (Hang et al. 2023; e.g. 5); default off")
     a("--grad-clip", type=non_negative_float, help="gradient norm clip (default 1.0; 0 = off)")
     a("--ema-decay", type=unit_interval, help="EMA decay (default 0.999)")
     a("--seed", type=non_negative_int, help="random seed (default 0)")

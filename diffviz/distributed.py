@@ -68,9 +68,14 @@ def info() -> DistInfo:
     return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
-def cleanup():
-    """Leave the process group, if ``setup`` joined one."""
+def cleanup(wait_for_all: bool = True):
+    """Leave the process group, if ``setup`` joined one. With ``wait_for_all`` every rank first
+    waits at a barrier: a rank that tears gloo down while another still talks to it can abort
+    that rank ("terminate called without an active exception", seen in CI). After an error pass
+    False: the other ranks may never reach the barrier."""
     if dist.is_available() and dist.is_initialized():
+        if wait_for_all:
+            dist.barrier()
         dist.destroy_process_group()
 
 

@@ -2,6 +2,7 @@
 gets) and ``build_model`` (the model a config names). ``diffviz.training`` re-exports all three."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -9,6 +10,9 @@ import torch
 from .toy import ToyConfig, ToyMLP
 from .unet import PRESETS, UNet, preset
 from .validate import check_num_steps, finite_number, positive_int
+
+
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass
@@ -26,6 +30,8 @@ class TrainConfig:
     lr: float | None = None  # AdamW lr after warm-up; None = 2e-4 for U-Nets (Ho et al. 2020), 1e-3 for "toy"
     weight_decay: float = 0.0  # AdamW weight decay
     warmup_steps: int = 100  # linear learning-rate warm-up from 0 over this many steps
+    lr_schedule: str = "constant"  # after warm-up: "constant" (Ho et al. 2020) or "cosine" (decays to 0 at `steps`)
+    min_snr_gamma: float | None = None  # loss weight min(SNR_t, γ)/SNR_t per example (Hang et al. 2023); None = off
     grad_clip: float | None = 1.0  # clip the gradient's global norm to this (None or 0 = off)
     ema_decay: float = 0.999  # EMA decay; the effective decay is min(ema_decay, (1+n)/(10+n))
     seed: int = 0  # seeds data order, t, ε, label dropout, model init and dropout
@@ -63,6 +69,10 @@ class TrainConfig:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay!r}")
         if self.label_dropout is not None and not 0 <= finite_number("label_dropout", self.label_dropout) < 1:
             raise ValueError(f"label_dropout must be in [0, 1) or None, got {self.label_dropout!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"unknown lr_schedule {self.lr_schedule!r}; use one of {', '.join(LR_SCHEDULES)}")
+        if self.min_snr_gamma is not None:
+            finite_number("min_snr_gamma", self.min_snr_gamma, low=0, low_open=True)
         if self.sample_steps is not None:  # never clamped silently
             check_num_steps(self.sample_steps, self.num_timesteps, name="sample_steps")
         if self.model not in ("auto", "toy", *PRESETS):
@@ -95,3 +105,25 @@ def build_model(config: TrainConfig, data_shape: tuple, num_classes: int | None)
     C, H, _ = data_shape
     return UNet(preset(name, in_channels=C, image_size=H, num_classes=num_classes, num_timesteps=config.num_timesteps,
                        **config.model_overrides))
+
+
+def learning_rate(config: TrainConfig, peak: float, step: int) -> float:
+    """The learning rate of optimizer step ``step`` (0-based): a linear warm-up from 0 to ``peak``
+    over ``warmup_steps``, then ``peak`` ("constant") or a half cosine from ``peak`` down to 0 at
+    ``steps`` ("cosine": lr = peak·½(1 + cos(π·p)), p the fraction of the post-warm-up steps done)."""
+    warmup, total = config.warmup_steps, config.steps
+    if warmup and step < warmup:
+        return peak * (step + 1) / warmup
+    if config.lr_schedule == "constant":
+        return peak
+    done = min(1.0, (step - warmup) / max(1, total - warmup))
+    return peak * 0.5 * (1.0 + math.cos(math.pi * done))
+
+
+def min_snr_weights(alphas_cumprod: torch.Tensor, gamma: float) -> torch.Tensor:
+    """Per-timestep loss weights of min-SNR-γ for an ε-prediction loss (Hang et al. 2023, Eq. 10
+    with SNR_t = ᾱ_t / (1 − ᾱ_t)): w_t = min(SNR_t, γ) / SNR_t. High-noise steps (SNR ≤ γ) keep
+    weight 1; the nearly-clean ones, whose ε is easy to fit and whose gradients dominate
+    otherwise, are weighted down. Returns (T,) float32."""
+    snr = alphas_cumprod.double() / (1 - alphas_cumprod.double())
+    return (snr.clamp(max=gamma) / snr).float()

@@ -28,7 +28,7 @@ from .diffusion import q_sample_tables, q_sample_from_tables, q_sample
 from .sampling import sample
 from .schedules import get_schedule
 from .toy import ToyMLP
-from .train_config import TrainConfig, TrainEvent, build_model  # noqa: F401  (public here too)
+from .train_config import TrainConfig, TrainEvent, build_model, learning_rate, min_snr_weights  # noqa: F401
 from .trainer_checkpoints import NonFiniteLossError, TrainerCheckpoints  # noqa: F401
 from .validate import check_num_steps, resolve_device
 
@@ -83,6 +83,8 @@ class Trainer(TrainerCheckpoints):
         self.model = model.to(self.device)
         self.ema_model = copy.deepcopy(self.model).eval().requires_grad_(False)
         self.schedule = get_schedule(config.schedule, config.num_timesteps)
+        self._loss_weights = None if config.min_snr_gamma is None else \
+            min_snr_weights(self.schedule.alphas_cumprod, config.min_snr_gamma).to(self.device)  # (T,)
         self.lr = config.lr or (1e-3 if isinstance(self.model, ToyMLP) else 2e-4)  # after warm-up
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.lr, weight_decay=config.weight_decay,
                                            **(fast.adamw_options() if self.use_fast else {}))
@@ -141,9 +143,8 @@ class Trainer(TrainerCheckpoints):
 
     # ----- one step of Algorithm 1 -----
     def lr_at(self, step: int) -> float:
-        """Linear warm-up to self.lr over warmup_steps, then constant (Ho et al. 2020)."""
-        warmup = self.config.warmup_steps
-        return self.lr * min(1.0, (step + 1) / warmup) if warmup else self.lr
+        """Linear warm-up to self.lr, then constant (Ho et al. 2020) or cosine (``learning_rate``)."""
+        return learning_rate(self.config, self.lr, step)
 
     def next_batch(self):
         """A random batch (indices drawn with replacement from self.generator): x0 (B, ...), y (B,) or None.
@@ -177,7 +178,10 @@ class Trainer(TrainerCheckpoints):
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16,
                             cache_enabled=not self.use_fast):
             eps_pred = self.train_model(x_t, t) if y is None else self.train_model(x_t, t, y)
-        return F.mse_loss(eps_pred.float(), noise)
+        if self._loss_weights is None:
+            return F.mse_loss(eps_pred.float(), noise)
+        per_example = (eps_pred.float() - noise).pow(2).flatten(1).mean(1)  # (B,)
+        return (self._loss_weights[t] * per_example).mean()  # min-SNR-γ (train_config.min_snr_weights)
 
     def train_step(self, x0, y=None, lr=None, ema_weight=None) -> torch.Tensor:
         """One optimizer step on L_simple (``compute_loss``): AdamW, warm-up, clipping, EMA.

@@ -22,6 +22,8 @@ NO_CUDA = not torch.cuda.is_available()
 ROWS = [
     # ----- train: values that used to run silently wrong
     ("grad-clip<0", T + ["--grad-clip", "-1"], 2, r"argument --grad-clip: must be a finite number >= 0, got '-1'"),
+    ("min-snr-gamma=0", T + ["--min-snr-gamma", "0"], 2, r"argument --min-snr-gamma: must be a finite number > 0, got '0'"),
+    ("lr-schedule unknown", T + ["--lr-schedule", "linear"], 2, r"argument --lr-schedule: invalid choice: 'linear'"),
     ("lr=inf", T + ["--lr", "inf"], 2, r"argument --lr: must be a finite number > 0, got 'inf'"),
     ("lr=nan", T + ["--lr", "nan"], 2, r"argument --lr: must be a finite number > 0, got 'nan'"),
     ("lr=0", T + ["--lr", "0"], 2, r"argument --lr: must be a finite number > 0, got '0'"),

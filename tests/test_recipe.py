@@ -1,0 +1,74 @@
+"""The training recipe's knobs: the cosine learning-rate schedule and min-SNR-γ loss weighting
+(Hang et al. 2023), each against an independent computation."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from diffviz.schedules import get_schedule
+from diffviz.train_config import learning_rate, min_snr_weights
+from diffviz.training import TrainConfig, Trainer
+
+
+def config(**overrides):
+    kwargs = dict(dataset="digits", model="tiny", batch_size=8, steps=6, conditional=True,
+                  model_overrides=dict(base_channels=8, groups=4))
+    return TrainConfig(**{**kwargs, **overrides})
+
+
+def test_cosine_schedule_warms_up_then_follows_half_a_cosine_to_zero():
+    cfg = config(steps=110, warmup_steps=10, lr_schedule="cosine")
+    lrs = [learning_rate(cfg, 2e-3, s) for s in range(110)]
+    assert lrs[:10] == pytest.approx([2e-3 * (s + 1) / 10 for s in range(10)])
+    # after warm-up, step s is the fraction (s - 10) / 100 of the way: 2e-3 · ½(1 + cos(π p))
+    for s in (10, 35, 60, 85, 109):
+        p = (s - 10) / 100
+        assert lrs[s] == pytest.approx(1e-3 * (1 + math.cos(math.pi * p)))
+    assert lrs[60] == pytest.approx(1e-3) and all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
+    assert learning_rate(cfg, 2e-3, 500) == pytest.approx(0.0)  # past the end: 0, never negative
+    constant = config(steps=110, warmup_steps=10)
+    assert [learning_rate(constant, 1.0, s) for s in (9, 10, 109)] == [1.0, 1.0, 1.0]
+
+
+def test_min_snr_weights_match_a_float64_reference():
+    schedule = get_schedule("linear", 1000)
+    abar = np.cumprod(1 - np.linspace(1e-4, 0.02, 1000, dtype=np.float64))
+    snr = abar / (1 - abar)
+    expected = np.minimum(snr, 5.0) / snr
+    got = min_snr_weights(schedule.alphas_cumprod, 5.0).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    assert got[-1] == pytest.approx(1.0) and got[0] < 1e-3  # noisy steps keep weight 1; nearly clean ones fall
+    crossing = int(np.argmax(snr <= 5.0))  # first t with SNR ≤ γ: from there on, weight 1
+    assert np.all(got[crossing:] == 1.0) and np.all(got[:crossing] < 1.0)
+
+
+def test_weighted_loss_is_the_weighted_mean_of_per_example_errors():
+    trainer = Trainer(config(min_snr_gamma=5.0))
+    x0, y = trainer.next_batch()
+    state = trainer.generator.get_state()
+    loss = trainer.compute_loss(x0, y)
+    trainer.generator.set_state(state)  # the same t, ε and label dropout again, by hand
+    n = x0.shape[0]
+    t = torch.randint(0, 1000, (n,), generator=trainer.generator)
+    noise = torch.randn(x0.shape, generator=trainer.generator)
+    drop = torch.rand(n, generator=trainer.generator) < trainer.label_dropout
+    y = torch.where(drop, torch.full_like(y, 10), y)
+    abar = trainer.schedule.alphas_cumprod[t].view(-1, 1, 1, 1).float()
+    with torch.no_grad():
+        eps = trainer.model(abar.sqrt() * x0 + (1 - abar).sqrt() * noise, t, y)
+    snr = (abar / (1 - abar)).flatten().double()
+    per_example = ((eps - noise) ** 2).flatten(1).mean(1).double()
+    expected = (torch.clamp(snr, max=5.0) / snr * per_example).mean()
+    torch.testing.assert_close(loss.double(), expected, rtol=1e-5, atol=1e-7)
+
+
+def test_trainer_uses_the_schedule_and_rejects_unknown_settings():
+    trainer = Trainer(config(lr=1e-3, warmup_steps=2, steps=6, lr_schedule="cosine"))
+    trainer.fit(progress=False)
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(learning_rate(trainer.config, 1e-3, 5))
+    with pytest.raises(ValueError, match="unknown lr_schedule 'linear'"):
+        config(lr_schedule="linear")
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="min_snr_gamma"):
+            config(min_snr_gamma=bad)
