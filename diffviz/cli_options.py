@@ -68,6 +68,8 @@ def unit_interval(text):
 
 def train_args(parser):
     a = parser.add_argument
+    a("--recipe", choices=("mnist-fast", "mnist"),
+      help="start from a measured recipe (diffviz.recipes); the options given here override it")
     a("--dataset", help="dataset name (swiss_roll, moons, gaussian_mixture, digits, mnist-5k, ...); default digits")
     a("--n-data", dest="num_data", type=positive_int, help="use only this many training examples")
     a("--model", help="toy, tiny, small, medium, cifar, or auto (default)")
@@ -115,6 +117,8 @@ def train_config(args):
     if args.resume and args.overwrite:
         raise ValueError("--resume and --overwrite exclude each other: continue the run, or start it again")
     if args.resume:
+        if args.recipe:
+            raise ValueError("--recipe starts a run; a --resume continues one with its saved settings: drop --recipe")
         if not args.checkpoint_dir:
             raise ValueError("--resume needs --checkpoint-dir (the run folder to continue)")
         if not has_checkpoints(args.checkpoint_dir):
@@ -128,6 +132,10 @@ def train_config(args):
                              f"pass --steps > {step} to continue it")
         base = {k: v for k, v in base.items() if k in names and k not in MACHINE}
         return TrainConfig(**{**base, **given})
+    if args.recipe:
+        from .recipes import get
+        given = {**get(args.recipe), **given}
+        args.dataset, args.model = given["dataset"], given["model"]
     if not args.dataset:
         print("diffviz: note: no --dataset given: training on 'digits' (8x8 handwritten digits)", file=sys.stderr)
     if not args.checkpoint_dir:

@@ -72,3 +72,20 @@ def test_trainer_uses_the_schedule_and_rejects_unknown_settings():
     for bad in (0.0, -1.0, float("nan")):
         with pytest.raises(ValueError, match="min_snr_gamma"):
             config(min_snr_gamma=bad)
+
+
+def test_cli_recipe_sets_the_config_and_given_options_win(tmp_path):
+    from diffviz.cli import build_parser
+    from diffviz.cli_options import train_config
+    from diffviz.recipes import MNIST_FAST, get
+
+    args = build_parser().parse_args(["train", "--recipe", "mnist-fast", "--steps", "7", "--checkpoint-dir",
+                                      str(tmp_path / "run")])
+    cfg = train_config(args)
+    for name, value in MNIST_FAST.items():
+        assert getattr(cfg, name) == (7 if name == "steps" else value), name
+    with pytest.raises(ValueError, match="unknown recipe 'cifar'"):
+        get("cifar")
+    args = build_parser().parse_args(["train", "--recipe", "mnist", "--resume", "--checkpoint-dir", str(tmp_path)])
+    with pytest.raises(ValueError, match="drop --recipe"):
+        train_config(args)
