@@ -26,27 +26,41 @@ import re
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import diffviz  # noqa: E402
-from diffviz import metrics  # noqa: E402
-from diffviz.data import load_dataset  # noqa: E402
+from diffviz import metrics, quality  # noqa: E402
 
 DEFAULT_ROWS = ["ddpm-1000", "ddim-100", "ddim-50", "ddim-20", "ddim-10", "ddim-50@w0", "ddim-50@w1", "ddim-50@w3"]
 QUICK_ROWS = ["ddim-50", "ddim-20", "ddim-10", "ddim-20@w0", "ddim-20@w3"]
 QUICK_N = 100
-_ROW = re.compile(r"^(ddpm|ddim)-(\d+)(?:@w(\d+(?:\.\d+)?))?$")
+_ROW = re.compile(r"^(ddpm|ddim)-(\d+)(?:@w(\d+(?:\.\d+)?))?(?::(beta|eta1))?(\+clip)?$")
 
 
-def parse_row(spec: str):
-    """"ddim-50@w3" → ("ddim", 50, 3.0); without "@w" the scale is None (plain conditional)."""
+class Row(NamedTuple):
+    sampler: str  # "ddpm" or "ddim"
+    steps: int
+    scale: float | None  # classifier-free guidance w; None = plain conditional
+    variance: str = "fixed_small"  # DDPM's σ²: β̃ ("fixed_small") or β (":beta", "fixed_large")
+    eta: float = 0.0  # DDIM's η (":eta1" = 1)
+    clip: bool = False  # "+clip": clamp x̂_0 to [-1, 1] at every step
+
+
+def parse_row(spec: str) -> Row:
+    """"ddim-50@w3" → Row("ddim", 50, 3.0); "ddpm-20:beta" → σ² = β; "ddim-20:eta1" → η = 1;
+    a "+clip" suffix clamps x̂_0. Without "@w" the scale is None (plain conditional)."""
     match = _ROW.match(spec)
     if not match:
-        raise ValueError(f"row {spec!r} is not SAMPLER-STEPS[@wSCALE], e.g. 'ddpm-1000', 'ddim-50@w3'")
-    sampler, steps, scale = match.groups()
-    return sampler, int(steps), None if scale is None else float(scale)
+        raise ValueError(f"row {spec!r} is not SAMPLER-STEPS[@wSCALE][:beta|:eta1][+clip], e.g. 'ddpm-1000', "
+                         f"'ddim-50@w3', 'ddpm-20:beta', 'ddim-20:eta1'")
+    sampler, steps, scale, variant, clip = match.groups()
+    if variant == "beta" and sampler != "ddpm" or variant == "eta1" and sampler != "ddim":
+        raise ValueError(f"row {spec!r}: ':beta' is a DDPM variance, ':eta1' a DDIM η")
+    return Row(sampler, int(steps), None if scale is None else float(scale),
+               "fixed_large" if variant == "beta" else "fixed_small", 1.0 if variant == "eta1" else 0.0, bool(clip))
 
 
 def load_eps_model(args):
@@ -78,42 +92,31 @@ def check_model(model):
 
 @torch.no_grad()
 def draw_samples(model, schedule, row, n, labels, seed, batch_size):
-    """n samples for one row, in batches, clamped to [-1, 1] as when saved as images."""
-    sampler, steps, scale = row
+    """n samples for one row (a ``Row``), in batches, clamped to [-1, 1] as when saved as images."""
+    row = Row(*row)
+    sampler, steps, scale = row.sampler, row.steps, row.scale
     generator = torch.Generator().manual_seed(seed)
     out = []
     for start in range(0, n, batch_size):
         y = None if labels is None else labels[start:start + batch_size]
         b = min(batch_size, n - start)
         trajectory = diffviz.sample(model, schedule, (b, *metrics.IMAGE_SHAPE), sampler=sampler,
-                                    num_steps=steps, eta=0.0, generator=generator, y=y,
-                                    guidance_scale=None if y is None else scale, record=False)
+                                    num_steps=steps, eta=row.eta, generator=generator, y=y, variance=row.variance,
+                                    clip_sample=row.clip, guidance_scale=None if y is None else scale, record=False)
         out.append(trajectory.sample.clamp(-1, 1))
     return torch.cat(out)
 
 
 def measure(images, labels, data):
     """The metric columns for one set of images (labels=None: no class accuracy)."""
-    memo = metrics.memorisation(images, data["train"].x, data["test"].x)
-    return {"fid": metrics.feature_fid(images, data["test"].x, data["classifier"]),
-            "accuracy": None if labels is None else metrics.class_accuracy(images, labels, data["classifier"]),
-            "entropy": metrics.class_histogram_entropy(images, data["classifier"]),
-            "memorised": memo.fraction_memorised, "median_nn": memo.median_distance}
+    return quality.measure(images, labels, data)
 
 
 def reference_row(n, seed, data):
-    """Real digits at the same n: FID of n train images vs the test set (the floor for a perfect
-    sampler); accuracy, entropy and memorisation of the held-out test images. The n images are
-    class-balanced like the samples (labels cycle 0..9): at n = 100 an unbalanced random pick moves
-    FID by a factor of two, so only a like-for-like floor is meaningful."""
-    train, test = data["train"], data["test"]
-    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))
-    by_class = [order[train.y[order] == c].tolist() for c in range(10)]
-    pick = torch.tensor([by_class[i % 10][i // 10] for i in range(min(n, len(train)))])
-    row = measure(test.x, test.y, data)
-    row["fid"] = metrics.feature_fid(train.x[pick], test.x, data["classifier"])
-    return {"row": "real digits", "sampler": None, "steps": None, "guidance": None, "n": len(pick), **row,
-            "seconds": None}
+    """Real digits at the same n (``diffviz.quality.real_baseline``): FID of n class-balanced train
+    images vs the test set (the floor for a perfect sampler); the other columns from the test images."""
+    return {"row": "real digits", "sampler": None, "steps": None, "guidance": None,
+            **quality.real_baseline(n, data, seed), "seconds": None}
 
 
 def forward_seconds(model, batch, num_classes):
@@ -128,11 +131,11 @@ def forward_seconds(model, batch, num_classes):
 
 def markdown_table(rows, real_median) -> str:
     fmt = lambda v, f: "—" if v is None else format(v, f)  # noqa: E731
-    lines = ["| samples | feature-FID ↓ | class acc ↑ | entropy (nats) | memorised | median NN dist | seconds |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| samples | feature-FID ↓ | class acc ↑ | entropy (nats) | confidence | memorised | median NN dist | seconds |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['row']} | {fmt(r['fid'], '.1f')} | {fmt(r['accuracy'], '.3f')} | "
-                     f"{fmt(r['entropy'], '.3f')} | {fmt(r['memorised'], '.1%')} | {fmt(r['median_nn'], '.2f')} | "
+                     f"{fmt(r['entropy'], '.3f')} | {fmt(r['confidence'], '.3f')} | {fmt(r['memorised'], '.1%')} | {fmt(r['median_nn'], '.2f')} | "
                      f"{fmt(r['seconds'], '.1f')} |")
     lines.append(f"\nfeature-FID vs the 500 held-out test digits; entropy max log 10 = 2.303; memorised = closer "
                  f"to a training image than 95% of held-out digits are (5% for real digits by construction); "
@@ -161,29 +164,31 @@ def main(argv=None):
 
     model, schedule, description = load_eps_model(args)
     num_classes = check_model(model)
-    if num_classes is None and any(scale is not None for _, _, scale in parsed):
+    if num_classes is None and any(row.scale is not None for row in parsed):
         raise ValueError(f"guidance rows need a class-conditional model; {description} is unconditional")
     labels = None if num_classes is None else torch.arange(n) % num_classes
-    data = {"train": load_dataset("mnist-5k", split="train"), "test": load_dataset("mnist-5k", split="test"),
-            "classifier": metrics.load_classifier()}
+    data = quality.Reference()
     batch = min(args.batch_size, n)
     per_call = forward_seconds(model, batch, num_classes)
     print(f"model: {description}; n = {n}, seed = {args.seed}, threads = {torch.get_num_threads()}",
           file=sys.stderr)
 
     rows, done = [reference_row(n, args.seed, data)], {}
-    for spec, (sampler, steps, scale) in zip(specs, parsed):
-        key = (sampler, steps, 1.0 if scale is None else scale)  # "ddim-50" and "ddim-50@w1" are one run
+    for spec, row in zip(specs, parsed):
+        sampler, steps, scale = row.sampler, row.steps, row.scale
+        key = row._replace(scale=1.0 if scale is None else scale)  # "ddim-50" and "ddim-50@w1" are one run
         calls = steps * -(-n // batch) * (2 if scale not in (None, 0.0, 1.0) and labels is not None else 1)
         print(f"{spec}: ~{calls * per_call:.0f} s estimated ...", end=" ", file=sys.stderr, flush=True)
         if key not in done:
             start = time.perf_counter()
-            images = draw_samples(model, schedule, (sampler, steps, scale), n, labels, args.seed, batch)
+            images = draw_samples(model, schedule, row, n, labels, args.seed, batch)
             done[key] = (images, time.perf_counter() - start)
         images, seconds = done[key]
         accuracy_labels = None if scale == 0 else labels  # w = 0 samples are unconditional
         guidance = None if labels is None else (1.0 if scale is None else scale)
         rows.append({"row": spec, "sampler": sampler, "steps": steps, "guidance": guidance, "n": n,
+                     "variance": row.variance if sampler == "ddpm" else None, "eta": row.eta if sampler == "ddim" else None,
+                     "clip": row.clip,
                      **measure(images, accuracy_labels, data), "seconds": seconds})
         print(f"{seconds:.0f} s", file=sys.stderr, flush=True)
 

@@ -43,7 +43,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from diffviz import metrics  # noqa: E402
+from diffviz import quality  # noqa: E402
 from diffviz.data import load_dataset  # noqa: E402
 from diffviz.recipes import MNIST_FAST  # noqa: E402
 from sample_quality import draw_samples, measure, reference_row  # noqa: E402
@@ -153,8 +153,7 @@ def evaluate(recipe: str, folder: Path, n: int):
     from diffviz.unet import UNet, preset
     from safetensors.torch import load_file
 
-    data = {"train": load_dataset("mnist-5k", split="train"), "test": load_dataset("mnist-5k", split="test"),
-            "classifier": metrics.load_classifier()}
+    data = quality.Reference()
     model = (UNet(preset("tiny", num_classes=10)) if recipe == "diffviz" else DiffusersEps(diffusers_unet())).eval()
     labels, rows = torch.arange(n) % 10, []
     for path in sorted(folder.glob("*.safetensors")):
@@ -207,9 +206,7 @@ def main(argv=None):
                               env=env) for r in args.recipes]
     if any(proc.wait() for proc in procs):
         sys.exit("a recipe process failed (its error is printed above)")
-    data = {"train": load_dataset("mnist-5k", split="train"), "test": load_dataset("mnist-5k", split="test"),
-            "classifier": metrics.load_classifier()}
-    real = reference_row(args.n, 0, data)["fid"]
+    real = reference_row(args.n, 0, quality.Reference())["fid"]
     rows = [row for r in args.recipes for row in json.loads((out / r / "rows.json").read_text())]
     print(f"\nn = {args.n}, DDIM-50, w = 1; real digits (n = {args.n}, class-balanced): FID {real:.1f}; "
           f"bar: accuracy ≥ {BAR_ACCURACY}, FID ≤ {BAR_FID_RATIO:g} × real = {BAR_FID_RATIO * real:.1f}\n")

@@ -196,12 +196,16 @@ def test_sample_quality_script_end_to_end(tmp_path, capsys):
     spec = importlib.util.spec_from_file_location("sample_quality", REPO / "benchmarks" / "sample_quality.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
-    assert script.parse_row("ddim-50@w3") == ("ddim", 50, 3.0) and script.parse_row("ddpm-1000") == ("ddpm", 1000, None)
-    with pytest.raises(ValueError, match="SAMPLER-STEPS"):
-        script.parse_row("ddim50")
+    assert script.parse_row("ddim-50@w3")[:3] == ("ddim", 50, 3.0) and script.parse_row("ddpm-1000")[:3] == ("ddpm", 1000, None)
+    assert script.parse_row("ddpm-20:beta").variance == "fixed_large" and script.parse_row("ddpm-20").variance == "fixed_small"
+    assert script.parse_row("ddim-20:eta1").eta == 1.0 and script.parse_row("ddim-20+clip").clip
+    for bad in ("ddim50", "ddim-20:beta", "ddpm-20:eta1"):
+        with pytest.raises(ValueError, match="SAMPLER-STEPS|is a DDPM variance"):
+            script.parse_row(bad)
     out = tmp_path / "q.json"
-    rows = script.main(["--model", "random-tiny", "--n", "12", "--rows", "ddim-2", "ddim-2@w0", "--json", str(out)])
-    assert [r["row"] for r in rows] == ["real digits", "ddim-2", "ddim-2@w0"]
+    rows = script.main(["--model", "random-tiny", "--n", "12", "--rows", "ddim-2", "ddim-2@w0", "ddpm-2:beta", "--json", str(out)])
+    assert [r["row"] for r in rows] == ["real digits", "ddim-2", "ddim-2@w0", "ddpm-2:beta"]
+    assert rows[3]["variance"] == "fixed_large" and 0.1 <= rows[1]["confidence"] <= 1
     assert rows[0]["accuracy"] >= 0.95 and rows[2]["accuracy"] is None and rows[1]["guidance"] == 1.0
     assert json.loads(out.read_text())["rows"][1]["fid"] == pytest.approx(rows[1]["fid"])
     table = capsys.readouterr().out
