@@ -110,9 +110,11 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
 
 
 def snapshot_json(snap: Snapshot) -> dict:
-    """``snap`` as plain JSON types (numpy ints and floats, e.g. from a training loop, become int / float)."""
+    """``snap`` as plain JSON types (numpy ints and floats, e.g. from a training loop, become int / float);
+    a metric that is None or NaN is left out (``TrainingProgress.metric`` reads it back as NaN)."""
+    metrics = {str(k): float(v) for k, v in snap.metrics.items() if v is not None and np.isfinite(float(v))}
     return {"step": int(snap.step), "images_seen": int(snap.images_seen), "wall_time": float(snap.wall_time),
-            "prefix": str(snap.prefix), "metrics": {str(k): float(v) for k, v in snap.metrics.items()}}
+            "prefix": str(snap.prefix), "metrics": metrics}
 
 
 def write_progress(folder, run: dict, loss_steps, losses, snapshots: list, samples: np.ndarray,

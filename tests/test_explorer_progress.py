@@ -110,6 +110,14 @@ def test_filmstrip_titles_name_step_and_metrics(progress):
     assert len(P.filmstrip(progress, indices=[0, 3]).axes) == 2
 
 
+def test_a_run_without_metrics_shows_dashes(tmp_path):
+    names = ["fid", "fid_real", "accuracy", "w0_confidence", "w0_entropy"]
+    bare = load_progress(make_progress(tmp_path / "bare", num_snapshots=2, missing={0: names, 1: names}))
+    w = widgets.training_progress_explorer(bare, index=1)
+    assert w.last_error is None and "feature-FID on 100 samples — (real digits: —) · class accuracy —" in w.caption.value
+    assert len(P.to_static(bare).frames) == 2
+
+
 def test_a_folder_works_as_input(folder):
     assert P.to_static(folder, 0).layout.sliders[0].active == 0
     assert widgets.training_progress_explorer(str(folder), index=3).readout.value == READOUTS[3]

@@ -124,11 +124,14 @@ def test_write_refuses_samples_that_do_not_fit(tmp_path):
 
 def test_write_takes_numpy_numbers(tmp_path):
     folder = make_progress(tmp_path / "run", num_snapshots=1)
-    snap = Snapshot(np.int64(500), np.int64(32_000), np.float32(30.0), "step-000500", {"fid": np.float64(12.5)})
+    snap = Snapshot(np.int64(500), np.int64(32_000), np.float32(30.0), "step-000500",
+                    {"fid": np.float64(12.5), "accuracy": np.nan, "fid_real": None})
     write_progress(folder, run={}, loss_steps=np.array([1]), losses=np.array([0.5]), snapshots=[snap],
                    samples=np.zeros((1, 2, 8, 8), np.uint8), sample_labels=[0, 1], sample_info={}, metric_info={})
     p = load_progress(folder)
     assert p.steps.tolist() == [500] and p.metric("fid").tolist() == [12.5]
+    assert p.snapshots[0].metrics == {"fid": 12.5}  # NaN and None are left out: "not measured"
+    assert np.isnan(p.metric("accuracy")).all() and "NaN" not in (folder / "progress.json").read_text()
 
 
 def test_to_uint8():

@@ -97,6 +97,11 @@ def caption_lines(progress: TrainingProgress, f: dict) -> list:
             "samples from one fixed x_T, asked for digits " + " ".join(str(y) for y in f["labels"])]
 
 
+def title(progress: TrainingProgress, f: dict) -> str:
+    """The caption as HTML: the widget's caption and the plotly title (lines joined by <br>)."""
+    return "<br>".join(html.escape(line) for line in caption_lines(progress, f))
+
+
 def axis_limits(progress: TrainingProgress) -> dict:
     """Fixed limits for the plots (the same at every snapshot): {"step", "loss", "fid"} as (low, high)."""
     def spread(values, default):
@@ -196,11 +201,6 @@ def figure(progress: TrainingProgress, f: dict, height: int = 380):
     fig.update_layout(height=height, margin=dict(l=40, r=10, t=110, b=40), showlegend=False,
                       title=dict(text=title(progress, f), font=dict(size=13), y=0.97, yanchor="top"))
     return fig, handles
-
-
-def title(progress: TrainingProgress, f: dict) -> str:
-    """The caption as a plotly title (lines joined by <br>)."""
-    return "<br>".join(html.escape(line) for line in caption_lines(progress, f))
 
 
 def to_static(progress, index: int = 0, indices=None, max_frames: int = 20, nrow: int | None = None) -> go.Figure:
