@@ -108,6 +108,9 @@ def test_filmstrip_titles_name_step_and_metrics(progress):
     assert titles == [f"step {s:,}\nFID {fid}\nacc {acc:.2f}"
                       for s, fid, acc in zip(STEPS, FIDS, [0.5, 0.7, 0.9, 1.0])]
     assert len(P.filmstrip(progress, indices=[0, 3]).axes) == 2
+    pictures = [ax.get_images()[0].get_array() for ax in P.filmstrip(progress, indices=[0, 3], max_samples=4).axes]
+    for picture, i in zip(pictures, [0, 3]):  # a 2 × 2 grid of the first 4 samples of snapshots 0 and 3
+        assert np.array_equal(grid_cells(plots.to_png(np.asarray(picture)), 4, 8, 2), progress.samples[i, :4])
 
 
 def test_a_run_without_metrics_shows_dashes(tmp_path):
@@ -153,6 +156,8 @@ def test_bad_counts(progress):
         P.to_static(progress, max_frames=0)
     with pytest.raises(ValueError, match="num must be a positive int"):
         P.filmstrip(progress, num=0)
+    with pytest.raises(ValueError, match="max_samples must be a positive int"):
+        P.filmstrip(progress, max_samples=0)
 
 
 def test_static_twin_and_filmstrip_need_no_ipywidgets(folder, tmp_path):

@@ -219,15 +219,20 @@ def to_static(progress, index: int = 0, indices=None, max_frames: int = 20, nrow
                                    active=chosen.index(index))
 
 
-def filmstrip(progress, indices=None, num: int = 6, nrow: int | None = None) -> Figure:
+def filmstrip(progress, indices=None, num: int = 6, max_samples: int = 9, nrow: int | None = None) -> Figure:
     """One row of sample grids at ``indices`` (default ``num`` evenly spaced snapshots), each titled
-    with its step, feature-FID and class accuracy."""
+    with its step, feature-FID and class accuracy. Each grid holds the first ``max_samples`` samples,
+    ``nrow`` per row (default: a square grid), so that the digits stay legible on paper."""
     progress = as_progress(progress)
     chosen = viz.chosen_or_spaced(range(len(progress.snapshots)), indices, positive_int("num", num))
-    frames = [frame(progress, check_index(progress, i), nrow) for i in chosen]
-    labels = [f"step {f['step']:,}\nFID {number(f['values']['fid'])}\nacc {number(f['values']['accuracy'], '.2f')}"
-              for f in frames]
-    return plots.image_filmstrip([[plots.png_to_array(f["png"]) for f in frames]], ["samples"], labels,
+    chosen = [check_index(progress, i) for i in chosen]
+    shown = progress.samples[:, :positive_int("max_samples", max_samples)]  # (S, n, H, W)
+    nrow = nrow or int(np.ceil(np.sqrt(shown.shape[1])))
+    fid, accuracy = progress.metric("fid"), progress.metric("accuracy")
+    labels = [f"step {progress.snapshots[i].step:,}\nFID {number(fid[i])}\nacc {number(accuracy[i], '.2f')}"
+              for i in chosen]
+    grids = [plots.png_to_array(samples_png(shown[i], nrow)) for i in chosen]
+    return plots.image_filmstrip([grids], ["samples"], labels,
                                  title="the same x_T through training (FID: lower is better; acc: class accuracy)")
 
 
@@ -263,7 +268,7 @@ def training_progress_explorer(progress="mnist", index: int = 0, nrow: int | Non
     return Explorer("TrainingProgressExplorer", "Training progress", [slider, readout_label],
                     [caption, image, panel_view], render,
                     static=lambda w, **kw: to_static(progress, slider.value, nrow=nrow, **kw),
-                    filmstrip=lambda w, *a, **kw: filmstrip(progress, *a, nrow=nrow, **kw),
+                    filmstrip=lambda w, *a, **kw: filmstrip(progress, *a, **kw),
                     note="EMA snapshots of one run; samples stored, nothing is sampled here",
                     parts=dict(slider=slider, readout=readout_label, image=image, caption=caption,
                                panel=panel_view, artists=artists, progress=progress))
