@@ -13,6 +13,7 @@ A progress folder holds
 from __future__ import annotations
 
 import json
+import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,15 +60,24 @@ class TrainingProgress:
 
     def load_model(self, index: int, device="cpu") -> LoadedModel:
         """Snapshot ``index``'s EMA model (float32, eval mode) and its schedule."""
-        if not isinstance(index, int) or not -len(self.snapshots) <= index < len(self.snapshots):
+        if isinstance(index, bool) or not isinstance(index, numbers.Integral):
+            raise TypeError(f"snapshot index must be an int, got {type(index).__name__} {index!r}")
+        if not -len(self.snapshots) <= index < len(self.snapshots):
             raise IndexError(f"snapshot index {index!r} out of range: this run has {len(self.snapshots)} snapshots")
-        return load_model(self.folder / self.snapshots[index].prefix, device=device)
+        return load_model(self.folder / self.snapshots[int(index)].prefix, device=device)
 
 
 def progress_path(name_or_folder) -> Path:
     """The folder of the shipped progress ``name`` ("mnist"), or ``name_or_folder`` as a path."""
     if isinstance(name_or_folder, str) and name_or_folder in SHIPPED:
-        return data_dir() / "pretrained" / SHIPPED[name_or_folder]
+        path = data_dir() / "pretrained" / SHIPPED[name_or_folder]
+        if not path.is_dir():
+            raise FileNotFoundError(f"the shipped training progress {name_or_folder!r} is not installed: "
+                                    f"no folder {str(path)!r}")
+        return path
+    if not isinstance(name_or_folder, (str, Path)):
+        raise TypeError(f"progress must be a folder (str or Path) or one of {', '.join(SHIPPED)}, "
+                        f"got {type(name_or_folder).__name__}")
     path = Path(name_or_folder)
     if not path.is_dir():
         raise FileNotFoundError(f"no training progress at {str(path)!r}: give a folder, or one of {', '.join(SHIPPED)}")
@@ -75,18 +85,23 @@ def progress_path(name_or_folder) -> Path:
 
 
 def load_progress(name_or_folder="mnist") -> TrainingProgress:
-    """Read a progress folder (or the shipped one: "mnist"); checks every file's sha256."""
+    """Read a progress folder (or the shipped one: "mnist"). Checks progress.json's own hash and the
+    samples' sha256 here; each snapshot's files are checked when ``load_model(i)`` reads them."""
     folder = progress_path(name_or_folder)
     config = io.read_json_config(folder / "progress.json", KIND, required=("samples", "losses", "run"))
     tensors, _ = io.read_tensors(folder / config["samples"]["file"], config["samples"])
     samples = tensors["samples"].numpy()
-    snapshots = [Snapshot(**s) for s in config["snapshots"]]
-    if samples.shape[0] != len(snapshots) or samples.dtype != np.uint8:
-        raise CheckpointError(f"{folder}: samples {samples.shape} {samples.dtype} do not match "
-                              f"{len(snapshots)} snapshots of uint8 images")
+    try:
+        snapshots = [Snapshot(**s) for s in config["snapshots"]]
+    except (KeyError, TypeError) as err:
+        raise CheckpointError(f"{folder / 'progress.json'}: no valid 'snapshots' list ({err})") from None
+    labels = config["samples"].get("labels", [])
+    if samples.ndim != 4 or samples.shape[:2] != (len(snapshots), len(labels)) or samples.dtype != np.uint8:
+        raise CheckpointError(f"{folder}: samples {tuple(samples.shape)} {samples.dtype} do not match "
+                              f"{len(snapshots)} snapshots × {len(labels)} labels of uint8 images (S, N, H, W)")
     info = {k: v for k, v in config["samples"].items() if k not in ("file", "sha256", "bytes", "labels")}
     return TrainingProgress(folder, config["run"], np.array(config["losses"]["step"]), np.array(config["losses"]["loss"]),
-                            snapshots, samples, list(config["samples"]["labels"]), info, config.get("metrics", {}))
+                            snapshots, samples, list(labels), info, config.get("metrics", {}))
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -94,18 +109,32 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
     return ((images.clamp(-1, 1)[:, 0] + 1) * 127.5).round().to(torch.uint8).numpy()
 
 
+def snapshot_json(snap: Snapshot) -> dict:
+    """``snap`` as plain JSON types (numpy ints and floats, e.g. from a training loop, become int / float);
+    a metric that is None or NaN is left out (``TrainingProgress.metric`` reads it back as NaN)."""
+    metrics = {str(k): float(v) for k, v in snap.metrics.items() if v is not None and np.isfinite(float(v))}
+    return {"step": int(snap.step), "images_seen": int(snap.images_seen), "wall_time": float(snap.wall_time),
+            "prefix": str(snap.prefix), "metrics": metrics}
+
+
 def write_progress(folder, run: dict, loss_steps, losses, snapshots: list, samples: np.ndarray,
                    sample_labels: list, sample_info: dict, metric_info: dict) -> Path:
     """Write progress.json and samples.safetensors into ``folder`` (which already holds the
     snapshots' ``export_model`` pairs named by ``Snapshot.prefix``), each atomically."""
     folder = Path(folder)
+    samples = np.asarray(samples)
+    if samples.dtype != np.uint8 or samples.ndim != 4 or samples.shape[:2] != (len(snapshots), len(sample_labels)):
+        raise ValueError(f"samples must be uint8 (S, N, H, W) with S = {len(snapshots)} snapshots and "
+                         f"N = {len(sample_labels)} labels, got {samples.dtype} {samples.shape}")
+    if len(loss_steps) != len(losses):
+        raise ValueError(f"loss_steps and losses must have the same length, got {len(loss_steps)} and {len(losses)}")
     for snap in snapshots:
         if not (folder / f"{snap.prefix}.json").is_file():
             raise FileNotFoundError(f"snapshot {snap.prefix!r} is not in {folder}")
     info = io.write_tensors_atomic(folder / "samples.safetensors", {"samples": torch.from_numpy(np.ascontiguousarray(samples))})
     config = {"format": KIND, "format_version": io.FORMAT_VERSION, "run": run,
               "losses": {"step": [int(s) for s in loss_steps], "loss": [float(v) for v in losses]},
-              "snapshots": [vars(s) for s in snapshots], "metrics": metric_info,
+              "snapshots": [snapshot_json(s) for s in snapshots], "metrics": metric_info,
               "samples": {"file": "samples.safetensors", **info, "labels": [int(v) for v in sample_labels], **sample_info},
               "versions": io.versions()}
     io.write_text_atomic(folder / "progress.json", json.dumps(io.seal_config(config), indent=1))

@@ -14,9 +14,10 @@ from .explorers import (
     toy2d_explorer,
     trajectory_explorer,
     training_monitor,
+    training_progress_explorer,
 )
 from .explorers.common import T_HELP
 from .explorers.html import HANDOUT_ENV
 
 __all__ = ["forward_explorer", "schedule_explorer", "trajectory_explorer", "noise_prediction_explorer",
-           "training_monitor", "toy2d_explorer", "sampler_explorer", "T_HELP", "HANDOUT_ENV"]
+           "training_monitor", "toy2d_explorer", "sampler_explorer", "training_progress_explorer", "T_HELP", "HANDOUT_ENV"]
