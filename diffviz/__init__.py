@@ -32,5 +32,7 @@ from .training import TrainConfig, TrainEvent, Trainer, train
 from .checkpoint import CheckpointError, export_model, load_checkpoint, load_model, save_checkpoint
 from .images import make_grid, save_image_grid
 from .pretrained import load_pretrained
+from .progress import load_progress
+from . import quality, recipes
 
 __version__ = "0.1.0"

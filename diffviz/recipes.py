@@ -19,7 +19,7 @@ from __future__ import annotations
 MNIST_FAST = dict(dataset="mnist-5k", model="tiny", conditional=True, schedule="linear", num_timesteps=1000,
                   batch_size=32, lr=2e-3, warmup_steps=50, lr_schedule="cosine", min_snr_gamma=5.0, steps=1300,
                   seed=0)
-MNIST = dict(MNIST_FAST, steps=8000)
+MNIST = dict(MNIST_FAST, steps=6000)
 
 RECIPES = {"mnist-fast": MNIST_FAST, "mnist": MNIST}
 

@@ -89,3 +89,24 @@ def test_cli_recipe_sets_the_config_and_given_options_win(tmp_path):
     args = build_parser().parse_args(["train", "--recipe", "mnist", "--resume", "--checkpoint-dir", str(tmp_path)])
     with pytest.raises(ValueError, match="drop --recipe"):
         train_config(args)
+
+
+@pytest.mark.slow
+def test_time_to_quality_benchmark_runs(tmp_path):
+    """The benchmark end to end on seconds-long marks (the diffviz recipe only: diffusers is not a
+    dependency); its table names the clock and the bar."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "time_to_quality.py"
+    out = tmp_path / "ttq.json"
+    done = subprocess.run([sys.executable, str(script), "--smoke", "--recipes", "diffviz", "--json", str(out),
+                           "--out", str(tmp_path / "models")], capture_output=True, text=True, timeout=300,
+                          env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "| recipe | cpu minutes | wall minutes |" in done.stdout and "time to bar: diffviz" in done.stdout
+    import json
+    result = json.loads(out.read_text())
+    assert [row["minutes"] for row in result["rows"]] == pytest.approx([0.05, 0.1])
+    assert all(row["recipe"] == "diffviz" and 0 <= row["accuracy"] <= 1 for row in result["rows"])
