@@ -46,7 +46,8 @@ def model_identity(args, model) -> dict:
     if args.model is None:
         from diffviz.pretrained import pretrained_path
         prefix = Path(args.checkpoint) if args.checkpoint else pretrained_path("mnist")
-        json_path = prefix.with_name(prefix.name + ".json") if prefix.suffix != ".json" else prefix
+        prefix = prefix.with_suffix("") if prefix.suffix in (".json", ".safetensors") else prefix
+        json_path = prefix.with_name(prefix.name + ".json")  # a checkpoint folder has none: hash the parameters
         if json_path.is_file():
             config = json.loads(json_path.read_text())
             return {"sha256": config["weights"]["sha256"], "step": config.get("metadata", {}).get("step"),

@@ -41,9 +41,11 @@ def test_smoke_writes_curves_and_the_real_floor(script, tmp_path):
     assert by["ddpm_large", 3]["fid"] != pytest.approx(by["ddpm_small", 3]["fid"], rel=1e-5)  # σ² = β differs
 
 
-def test_model_identity_names_the_shipped_weights(script):
+@pytest.mark.parametrize("checkpoint", [None, "mnist_unet", "mnist_unet.json", "mnist_unet.safetensors"])
+def test_model_identity_names_the_shipped_weights(script, checkpoint):
     shipped = json.loads((REPO / "data" / "pretrained" / "mnist_unet.json").read_text())
-    identity = script.model_identity(SimpleNamespace(model=None, checkpoint=None), model=None)
+    path = None if checkpoint is None else str(REPO / "data" / "pretrained" / checkpoint)
+    identity = script.model_identity(SimpleNamespace(model=None, checkpoint=path), model=None)
     assert identity["sha256"] == shipped["weights"]["sha256"]
     assert identity["step"] == shipped["metadata"]["step"]
 
