@@ -21,7 +21,6 @@ the stored file was measured on a model other than the one shipped.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import time
@@ -30,7 +29,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sample_quality import check_model, draw_samples, load_eps_model, measure, parse_row, reference_row  # noqa: E402
+from sample_quality import (check_model, draw_samples, load_eps_model, measure, model_identity,  # noqa: E402
+                            parse_row, reference_row)
 
 from diffviz import quality  # noqa: E402  (sample_quality put the repository on sys.path)
 
@@ -38,24 +38,6 @@ SAMPLERS = {"ddpm_small": ("DDPM σ² = β̃", "ddpm-{}"), "ddpm_large": ("DDPM 
             "ddim_eta0": ("DDIM η = 0", "ddim-{}"), "ddim_eta1": ("DDIM η = 1", "ddim-{}:eta1")}
 DEFAULT_STEPS = [10, 20, 50, 100]
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "quality_vs_steps.json"
-
-
-def model_identity(args, model) -> dict:
-    """{"sha256", "step", "source"} of the model measured: the weights file's sha256 from an exported
-    model's JSON (what ``load_pretrained`` reads), else a sha256 of the parameters themselves."""
-    if args.model is None:
-        from diffviz.pretrained import pretrained_path
-        prefix = Path(args.checkpoint) if args.checkpoint else pretrained_path("mnist")
-        prefix = prefix.with_suffix("") if prefix.suffix in (".json", ".safetensors") else prefix
-        json_path = prefix.with_name(prefix.name + ".json")  # a checkpoint folder has none: hash the parameters
-        if json_path.is_file():
-            config = json.loads(json_path.read_text())
-            return {"sha256": config["weights"]["sha256"], "step": config.get("metadata", {}).get("step"),
-                    "source": str(json_path.name)}
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        digest.update(name.encode() + tensor.detach().float().cpu().numpy().tobytes())
-    return {"sha256": digest.hexdigest(), "step": None, "source": "parameters"}
 
 
 def plan(steps, ddpm_1000: bool) -> list[tuple[str, int, str]]:

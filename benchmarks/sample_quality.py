@@ -21,6 +21,7 @@ DDPM-1000 is slow on a CPU: about 1000 × (n / batch) U-Net calls; the estimate 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import re
 import sys
@@ -79,6 +80,24 @@ def load_eps_model(args):
                  "or an exported model) or --model random-tiny")
     loaded = diffviz.load_pretrained("mnist")
     return loaded[0], loaded[1], 'diffviz.load_pretrained("mnist")'
+
+
+def model_identity(args, model) -> dict:
+    """{"sha256", "step", "source"} of the model measured: the weights file's sha256 from an exported
+    model's JSON (what ``load_pretrained`` reads), else a sha256 of the parameters themselves."""
+    if args.model is None:
+        from diffviz.pretrained import pretrained_path
+        prefix = Path(args.checkpoint) if args.checkpoint else pretrained_path("mnist")
+        prefix = prefix.with_suffix("") if prefix.suffix in (".json", ".safetensors") else prefix
+        json_path = prefix.with_name(prefix.name + ".json")  # a checkpoint folder has none: hash the parameters
+        if json_path.is_file():
+            config = json.loads(json_path.read_text())
+            return {"sha256": config["weights"]["sha256"], "step": config.get("metadata", {}).get("step"),
+                    "source": str(json_path.name)}
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode() + tensor.detach().float().cpu().numpy().tobytes())
+    return {"sha256": digest.hexdigest(), "step": None, "source": "parameters"}
 
 
 def check_model(model):
@@ -194,7 +213,8 @@ def main(argv=None):
 
     print(markdown_table(rows, real_median=rows[0]["median_nn"]))
     if args.json:
-        args.json.write_text(json.dumps({"model": description, "n": n, "seed": args.seed, "rows": rows,
+        args.json.write_text(json.dumps({"model": description, "model_identity": model_identity(args, model),
+                                         "n": n, "seed": args.seed, "rows": rows,
                                          "classifier_test_accuracy": rows[0]["accuracy"]}, indent=2) + "\n")
     return rows
 
