@@ -11,6 +11,7 @@ Step 0 (the initial weights, rebuilt from the run's config and seed) is included
 (w = 0: unconditional), and "fid_real" (n class-balanced real train digits: the floor at this n).
 """
 import argparse
+import json
 import platform
 import sys
 import time
@@ -80,15 +81,23 @@ def main():
         export_model(model, schedule, args.out / prefix,
                      metadata={k: meta[k] for k in ("step", "images_seen", "wall_time") if k in meta})
         snapshots.append(Snapshot(meta["step"], meta["images_seen"], meta["wall_time"], prefix))
-    grids = []
+    grids, cache = [], args.out / ".measured"  # measured snapshots, keyed by weights sha256: a rerun skips them
+    cache.mkdir(exist_ok=True)
     for snap in snapshots:
         began = time.perf_counter()
-        model, schedule, _ = load_model(args.out / snap.prefix)  # the fp16 weights that ship, as float32
+        model, schedule, meta = load_model(args.out / snap.prefix)  # the fp16 weights that ship, as float32
+        key = cache / f"{json.loads((args.out / f'{snap.prefix}.json').read_text())['weights']['sha256']}-n{args.n}"
+        if key.with_suffix(".json").is_file():
+            snap.metrics = json.loads(key.with_suffix(".json").read_text())
+            grids.append(np.load(key.with_suffix(".npy")))
+            continue
         grids.append(to_uint8(draw(model, schedule, GRID_N, grid_labels, GRID_SEED)))
         cond = quality.measure(draw(model, schedule, args.n, labels, METRIC_SEED), labels, reference)
         uncond = quality.measure(draw(model, schedule, args.n, labels, METRIC_SEED, guidance_scale=0.0), None, reference)
         snap.metrics = {"fid": cond["fid"], "accuracy": cond["accuracy"], "fid_real": fid_real,
                         "w0_fid": uncond["fid"], "w0_confidence": uncond["confidence"], "w0_entropy": uncond["entropy"]}
+        np.save(key.with_suffix(".npy"), grids[-1])
+        key.with_suffix(".json").write_text(json.dumps(snap.metrics))
         print(f"step {snap.step:>6}: " + ", ".join(f"{k} {v:.3f}" for k, v in snap.metrics.items())
               + f"  ({time.perf_counter() - began:.0f} s)", flush=True)
     steps, losses = loss_curve(args.run)

@@ -1,6 +1,6 @@
 """Seal diffviz JSON configs with their own hash (``config_sha256``, see diffviz/checkpoint_io.py).
 
-    python scripts/rehash_configs.py data/pretrained/mnist_unet.json data/pretrained/mnist_unet_run/step-003000
+    python scripts/rehash_configs.py data/pretrained/mnist_unet.json runs/mnist/step-006000
 
 Configs written before the hash existed are refused by the loaders; run this once on files you
 trust (it also checks that the weights still match the sha256s the config records). Each path is

@@ -195,9 +195,15 @@ def test_hand_edited_or_unsealed_config_is_refused(run, tmp_path):
 def test_shipped_pretrained_files_are_sealed_and_load():
     from diffviz.pretrained import load_pretrained, pretrained_path
 
-    assert load_pretrained().meta["path"].endswith("mnist_unet.json")
-    run_dir = pretrained_path("mnist").parent / "mnist_unet_run"
-    assert load_checkpoint(run_dir).meta["step"] == 3000
+    from diffviz.progress import load_progress
+
+    pretrained = load_pretrained()
+    assert pretrained.meta["path"].endswith("mnist_unet.json") and pretrained_path("mnist").with_suffix(".safetensors").is_file()
+    progress = load_progress("mnist")  # the snapshots of the run that trained it: its last one is this model
+    assert int(progress.steps[-1]) == pretrained.meta["step"]
+    last = progress.load_model(len(progress.steps) - 1)
+    for key, value in pretrained.model.state_dict().items():
+        assert torch.equal(last.model.state_dict()[key], value), key
 
 
 def test_resume_into_a_different_model_fails_clearly(run, tmp_path):
