@@ -40,8 +40,8 @@ def run(out="demo.png", num_steps=50, seed=0, guidance_scale=2.0, threads=1):
                   y=labels, guidance_scale=guidance_scale)
     seconds = time.perf_counter() - start
     fig = trajectory.filmstrip(traj, num=6, max_images=4, nrow=2)
-    fig.suptitle(f"DDIM-{num_steps}, guidance w = {guidance_scale:g}: input x_t | predicted noise ε̂ | "
-                 "x̂_0 = the whole noise removed at once", fontsize=10)
+    fig.suptitle(f"DDIM-{num_steps}, guidance w = {guidance_scale:g}\ninput x_t | predicted noise ε̂ | "
+                 "x̂_0 = the whole noise removed at once", fontsize=10)  # two lines: one is wider than the grid
     fig.savefig(out, dpi=110)
     samples_path = out.with_name(out.stem + "_samples.png")
     save_image_grid(traj.sample, samples_path, nrow=10, scale=4)

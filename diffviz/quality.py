@@ -8,6 +8,8 @@ training-progress snapshots, notebook 05): built on ``diffviz.metrics``.
 - ``confidence`` is the classifier's mean top probability: for unconditional samples (no label to
   check) it says whether they look like some digit at all, where the histogram entropy says
   whether all ten digits appear.
+- ``border_speckle`` counts lit pixels in the outer frame, where real MNIST digits are almost
+  always black: the background dots of an undertrained deterministic sampler show up there.
 """
 from __future__ import annotations
 
@@ -43,6 +45,17 @@ def confidence(images, classifier=None) -> float:
     model = metrics.load_classifier() if classifier is None else classifier
     logits = model.head(metrics.features(images, model))  # features() checks the images; (N, K)
     return logits.softmax(dim=1).max(dim=1).values.mean().item()
+
+
+def border_speckle(images, width: int = 3, threshold: float = -0.5) -> float:
+    """Fraction of the pixels in the outer ``width``-pixel frame of (N, C, H, W) images in [-1, 1]
+    that are brighter than ``threshold`` (−0.5: a quarter of the way from black to white)."""
+    images = torch.as_tensor(images)
+    if images.ndim != 4 or min(images.shape[-2:]) <= 2 * positive_int("width", width):
+        raise ValueError(f"images must be (N, C, H, W) with H, W > 2·width = {2 * width}, got {tuple(images.shape)}")
+    frame = torch.ones(images.shape[-2:], dtype=torch.bool)
+    frame[width:-width, width:-width] = False
+    return (images[..., frame] > threshold).float().mean().item()
 
 
 class Reference:

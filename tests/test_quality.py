@@ -39,3 +39,15 @@ def test_real_baseline_is_class_balanced_and_beats_noise():
     noise = torch.rand(100, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
     assert quality.measure(noise, None, reference)["fid"] > 5 * row["fid"]
     assert row["accuracy"] > 0.95 and row["entropy"] > 2.29
+
+
+def test_border_speckle_counts_lit_frame_pixels_only():
+    images = -torch.ones(2, 1, 10, 10)
+    images[:, :, 3:7, 3:7] = 1.0  # a bright centre: not counted
+    assert quality.border_speckle(images) == 0.0
+    images[0, 0, 0, 0] = 0.0  # one lit pixel in the 3-pixel frame of 100 − 16 = 84 per image
+    images[1, 0, 9, 5] = -0.6  # darker than the threshold: not counted
+    assert quality.border_speckle(images) == pytest.approx(1 / 168)
+    assert quality.border_speckle(images, width=1) == pytest.approx(1 / 72)
+    with pytest.raises(ValueError, match=r"H, W > 2·width = 10"):
+        quality.border_speckle(images, width=5)

@@ -10,7 +10,7 @@ from lab_helpers import errors_shown, explorer, open_and_run_cells, shot, slider
 pytestmark = pytest.mark.e2e
 NOTEBOOK = "notebooks/04_training.ipynb"
 TITLE = "Training progress"
-CELLS = (1, 20, 22)  # 04's cells: imports, load_progress + table, the explorer
+CELLS = (1, 21, 23)  # 04's cells: imports, load_progress + table, the explorer
 
 
 def test_progress_explorer_slider_moves_every_view_in_04(page, lab, artifacts):
