@@ -10,7 +10,7 @@ from lab_helpers import errors_shown, explorer, open_and_run_cells, shot, slider
 pytestmark = pytest.mark.e2e
 NOTEBOOK = "notebooks/05_faster_sampling.ipynb"
 TITLE = "Samplers (fixed x_T and seed"
-CELLS = (1, 17)  # 05's cells: imports + load_pretrained, and the sampler explorer
+CELLS = (1, 20)  # 05's cells: imports + load_pretrained, and the sampler explorer
 
 
 def test_sampler_explorer_busy_state_and_caption_in_05(page, lab, artifacts):
