@@ -148,10 +148,11 @@ def q_posterior(schedule, x0, x_t, t) -> Posterior:
     Returns: Posterior(mean (B, ...), variance (B, 1, ..., 1)).
     """
     t = check_step_inputs(schedule, t, x_t=x_t, x0=x0)
-    return _posterior(schedule, x0, x_t, t)
+    return q_posterior_unchecked(schedule, x0, x_t, t)
 
 
-def _posterior(schedule, x0, x_t, t) -> Posterior:
+def q_posterior_unchecked(schedule, x0, x_t, t) -> Posterior:
+    """``q_posterior`` for arguments already checked (the samplers and ``diffviz.vlb`` check once)."""
     beta_t, alpha_t = schedule.betas, schedule.alphas  # (T,) float64: coefficients formed before the cast
     alpha_bar_t, alpha_bar_prev = schedule.alphas_cumprod, schedule.alphas_cumprod_prev
     coef_x0 = extract(alpha_bar_prev.sqrt() * beta_t / (1 - alpha_bar_t), t, x_t)  # (B, 1, ..., 1)
@@ -214,7 +215,7 @@ def ddpm_step_unchecked(schedule, x_t, t, eps, noise, variance, generator, clip_
     x0_pred = predict_x0_unchecked(schedule, x_t, t, eps)
     if clip_sample:
         x0_pred = x0_pred.clamp(-1, 1)
-    mean = _posterior(schedule, x0_pred, x_t, t).mean
+    mean = q_posterior_unchecked(schedule, x0_pred, x_t, t).mean
     sigma_sq = schedule.posterior_variance if variance == "fixed_small" else schedule.betas  # (T,)
     sigma_sq = sigma_sq * (torch.arange(schedule.num_timesteps) > 0)  # no noise at the last step, t = 0
     z = _gaussian_noise(x_t, noise, generator)

@@ -1,0 +1,185 @@
+"""The variational bound of a diffusion model, term by term, in bits per dimension.
+
+Ho et al. 2020, Eq. 5 (paper indices): −log p_θ(x_0) ≤ L_T + Σ_{t=2..T} L_{t−1} + L_0, with
+  L_T     = KL(q(x_T | x_0) ‖ N(0, I))                       → ``prior_bpd`` (no parameters)
+  L_{t−1} = KL(q(x_{t−1} | x_t, x_0) ‖ p_θ(x_{t−1} | x_t))    → ``vlb_term`` at code t ≥ 1
+  L_0     = −log p_θ(x_0 | x_1), a discretized Gaussian      → ``vlb_term`` at code t = 0
+In code indices (code t = k is the paper's t = k + 1) the terms are indexed by the step they
+undo: ``vlb_term(t)`` is the cost of the reverse step out of x_t, for t = 0, …, T − 1.
+
+p_θ(x_{t−1} | x_t) has the mean of the posterior with x̂_0 = ``predict_x0`` in place of x_0 (Eq. 11,
+no clipping) and the variance the sampler uses: β̃_t ("fixed_small"), β_t ("fixed_large"), or
+Nichol & Dhariwal's interpolation ("learned_range", their Eq. 15) from the network's raw output
+v ∈ [−1, 1]: log σ² = f·log β_t + (1 − f)·log β̃_t, f = (v + 1)/2. β̃ is 0 at code t = 0, so the
+log-variance there uses β̃ at code t = 1 for every variance type, as Ho et al.'s released code
+does. The decoder L_0 is Eq. 13: 256 bins of width 2/255 on [−1, 1], the outermost open to ±∞.
+
+Bits per dimension: nats / ln 2, averaged over every dimension but the batch.
+"""
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+
+from . import validate
+from .diffusion import (check_schedule, check_step_inputs, predict_x0_unchecked, q_posterior_unchecked,
+                        q_sample_from_tables, q_sample_tables)
+from .schedules import extract
+
+VLB_VARIANCE_TYPES = ("fixed_small", "fixed_large", "learned_range")
+HALF_BIN = 1.0 / 255.0  # half the width of one of the 256 pixel levels on [−1, 1]
+
+
+class ELBO(NamedTuple):
+    total: torch.Tensor  # (B,) the bound in bits/dim: prior + Σ_t terms (or T × their mean over sampled t)
+    prior: torch.Tensor  # (B,) L_T in bits/dim
+    terms: torch.Tensor  # (K, B) the terms at ``timesteps``, bits/dim
+    timesteps: torch.Tensor  # (K,) code t of each term: all of 0..T−1, or the sampled ones
+
+
+def normal_kl(mean1, logvar1, mean2, logvar2) -> torch.Tensor:
+    """KL(N(mean1, e^logvar1) ‖ N(mean2, e^logvar2)) per element, in nats (broadcasting)."""
+    return 0.5 * (logvar2 - logvar1 - 1.0 + torch.exp(logvar1 - logvar2)
+                  + (mean1 - mean2) ** 2 * torch.exp(-logvar2))
+
+
+def discretized_gaussian_log_likelihood(x, mean, log_scale) -> torch.Tensor:
+    """log P(x's bin) under N(mean, e^{2·log_scale}) per element, in nats (Ho et al. 2020, Eq. 13).
+
+    x lies on the 256 levels of [−1, 1]; its bin is [x − 1/255, x + 1/255], the lowest bin extends
+    to −∞ and the highest to +∞. Computed in float64 with log Φ, so far tails stay finite.
+    """
+    x, mean, log_scale = (v.double() for v in torch.broadcast_tensors(x, mean, log_scale))
+    inv_scale = torch.exp(-log_scale)
+    upper, lower = (x - mean + HALF_BIN) * inv_scale, (x - mean - HALF_BIN) * inv_scale
+    log_cdf_upper = torch.special.log_ndtr(upper)  # log Φ(upper): the lowest bin
+    log_sf_lower = torch.special.log_ndtr(-lower)  # log (1 − Φ(lower)): the highest bin
+    # Φ(upper) − Φ(lower), taken on the side of 0 where both are small, so nothing cancels
+    flip = lower > 0
+    a, b = torch.where(flip, -upper, lower), torch.where(flip, -lower, upper)
+    log_mid = torch.special.log_ndtr(b) + torch.log1p(-torch.exp(torch.special.log_ndtr(a) - torch.special.log_ndtr(b)))
+    return torch.where(x < -0.999, log_cdf_upper, torch.where(x > 0.999, log_sf_lower, log_mid))
+
+
+def model_log_variance(schedule, t, like, variance="fixed_small", model_variance=None) -> torch.Tensor:
+    """log σ_t² of p_θ(x_{t−1} | x_t): (B, 1, ..., 1) for the fixed types, like ``model_variance``
+    for "learned_range". At code t = 0 the β̃ of code t = 1 stands in for β̃_0 = 0."""
+    posterior = schedule.posterior_variance.clone()
+    posterior[0] = posterior[1] if schedule.num_timesteps > 1 else schedule.betas[0]
+    log_small = extract(posterior.log(), t, like, dtype=torch.float64)
+    betas = schedule.betas.clone()
+    betas[0] = posterior[0]  # Ho et al.'s code: fixed_large also starts from β̃ at code t = 1
+    log_large = extract(betas.log(), t, like, dtype=torch.float64)
+    if variance == "fixed_small":
+        return log_small
+    if variance == "fixed_large":
+        return log_large
+    f = (model_variance.double() + 1) / 2  # "learned_range": v ∈ [−1, 1] → f ∈ [0, 1]
+    return f * extract(schedule.betas.log(), t, like, dtype=torch.float64) + (1 - f) * log_small
+
+
+def _bits_per_dim(nats: torch.Tensor) -> torch.Tensor:
+    return nats.flatten(1).mean(1) / math.log(2.0)
+
+
+def vlb_term(schedule, x0, x_t, t, eps, variance="fixed_small", model_variance=None) -> torch.Tensor:
+    """One term of the bound for the reverse step out of x_t, in bits/dim, (B,).
+
+    Code t ≥ 1: KL(q(x_{t−1} | x_t, x_0) ‖ p_θ(x_{t−1} | x_t)). Code t = 0: −log p_θ(x_0 | x_1) under
+    the discretized Gaussian decoder (x_0 on the 256 levels of [−1, 1]).
+    Args: x0, x_t, eps (B, ...) — eps is the network's ε̂ at (x_t, t); t int or (B,) in [0, T−1];
+          variance one of ``VLB_VARIANCE_TYPES``; model_variance (B, ...) in [−1, 1] for "learned_range".
+    """
+    schedule = check_schedule(schedule)
+    validate.one_of("variance", variance, VLB_VARIANCE_TYPES)
+    t = check_step_inputs(schedule, t, x_t=x_t, x0=x0, eps=eps)
+    if (variance == "learned_range") != (model_variance is not None):
+        raise ValueError("model_variance is needed with variance='learned_range' and only then, "
+                         f"got variance={variance!r} and model_variance {'given' if model_variance is not None else 'None'}")
+    if model_variance is not None:
+        check_step_inputs(schedule, t, x_t=x_t, model_variance=model_variance)
+        if model_variance.detach().abs().max() > 1:
+            raise ValueError("model_variance must lie in [-1, 1] (the network's raw output, Nichol & Dhariwal Eq. 15)")
+    return _vlb_term(schedule, x0.double(), x_t.double(), t, eps.double(), variance, model_variance)
+
+
+def _vlb_term(schedule, x0, x_t, t, eps, variance, model_variance):
+    """``vlb_term`` in float64 for checked arguments."""
+    true_mean, true_var = q_posterior_unchecked(schedule, x0, x_t, t)
+    model_mean = q_posterior_unchecked(schedule, predict_x0_unchecked(schedule, x_t, t, eps), x_t, t).mean
+    log_var = model_log_variance(schedule, t, x_t, variance, model_variance)
+    kl = normal_kl(true_mean, true_var.clamp_min(1e-300).log(), model_mean, log_var)
+    decoder = -discretized_gaussian_log_likelihood(x0, model_mean, 0.5 * log_var)
+    t_full = torch.as_tensor(t).reshape(-1, *[1] * (x0.ndim - 1)).to(x0.device)
+    return _bits_per_dim(torch.where(t_full == 0, decoder, kl).expand_as(x0))
+
+
+def prior_bpd(schedule, x0) -> torch.Tensor:
+    """L_T = KL(q(x_T | x_0) ‖ N(0, I)) in bits/dim, (B,): q(x_T | x_0) = N(√ᾱ x_0, (1 − ᾱ) I) at code
+    t = T − 1. Small when the schedule ends at almost pure noise; no network involved."""
+    schedule = check_schedule(schedule)
+    x0 = validate.float_tensor("x0", x0, min_ndim=2).double()
+    alpha_bar = schedule.alphas_cumprod[-1].double()
+    mean = alpha_bar.sqrt() * x0
+    return _bits_per_dim(normal_kl(mean, (1 - alpha_bar).log(), torch.zeros_like(x0), torch.zeros_like(x0)))
+
+
+@torch.no_grad()
+def elbo(eps_model, schedule, x0, y=None, num_timesteps_sampled=None, variance="fixed_small",
+         generator=None, progress=True) -> ELBO:
+    """The variational bound −log p_θ(x_0) ≤ ELBO in bits/dim for each image of x0 (B, ...).
+
+    ``num_timesteps_sampled=None``: every term, T network calls on the batch (exact up to ε's draw).
+    An int K: K timesteps drawn uniformly (with replacement) from ``generator``; Σ_t L_t is
+    estimated without bias by T · mean of the K terms, but with a large variance: the smallest t
+    carry most of the bound (for the shipped model the decoder at t = 0 alone is 44% of it), so a
+    draw that hits t = 0 jumps. Each term draws its own ε for x_t.
+    "learned_range" models return (ε̂, v) stacked on the channel dimension (2C channels).
+    """
+    schedule = check_schedule(schedule)
+    validate.one_of("variance", variance, VLB_VARIANCE_TYPES)
+    x0 = validate.float_tensor("x0", x0, min_ndim=2)
+    T = schedule.num_timesteps
+    if generator is not None:
+        validate.check_generator(generator)
+    if num_timesteps_sampled is None:
+        timesteps = torch.arange(T)
+    else:
+        count = validate.positive_int("num_timesteps_sampled", num_timesteps_sampled)
+        timesteps = torch.randint(0, T, (count,), generator=generator)
+    iterator = timesteps.tolist()
+    if progress:
+        from tqdm.auto import tqdm
+        iterator = tqdm(iterator, desc="variational bound", leave=False)
+    terms, tables = [], q_sample_tables(schedule, x0.device, x0.dtype)
+    for t in iterator:
+        eps = torch.randn(x0.shape, generator=generator, device="cpu").to(x0)
+        t_batch = torch.full((x0.shape[0],), t, dtype=torch.long, device=x0.device)
+        x_t = q_sample_from_tables(tables, x0, t_batch, eps)  # Eq. 4
+        out = eps_model(x_t, t_batch) if y is None else eps_model(x_t, t_batch, y)
+        model_variance = None
+        if variance == "learned_range":
+            out, model_variance = out.chunk(2, dim=1)
+        terms.append(_vlb_term(schedule, x0.double(), x_t.double(), t_batch, out.double(), variance,
+                               None if model_variance is None else model_variance.double()))
+    terms = torch.stack(terms)  # (K, B)
+    prior = prior_bpd(schedule, x0)
+    body = terms.sum(0) if num_timesteps_sampled is None else T * terms.mean(0)
+    return ELBO(prior + body, prior, terms, timesteps)
+
+
+
+def dynamic_threshold(x0, ratio=0.995, max_value=1.0) -> torch.Tensor:
+    """Dynamic thresholding of x̂_0 (Saharia et al. 2022, Sec. 2.3; diffusers' ``thresholding``):
+    per sample, s = the ``ratio`` quantile of |x̂_0| over its pixels, clamped to [1, max_value];
+    x̂_0 ← clamp(x̂_0, −s, s) / s. A sample already inside [−1, 1] is unchanged (s = 1).
+    Args: x0 (B, ...); ratio in (0, 1]; max_value ≥ 1. Returns (B, ...) in [−1, 1].
+    """
+    x0 = validate.float_tensor("x0", x0, min_ndim=2)
+    ratio = validate.finite_number("dynamic_thresholding_ratio", ratio, low=0, high=1, low_open=True)
+    max_value = validate.finite_number("sample_max_value", max_value, low=1)
+    s = torch.quantile(x0.detach().abs().flatten(1).double(), ratio, dim=1).clamp(1.0, max_value)  # (B,)
+    s = s.to(x0.dtype).reshape(-1, *[1] * (x0.ndim - 1))
+    return torch.maximum(torch.minimum(x0, s), -s) / s
