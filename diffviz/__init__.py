@@ -24,7 +24,8 @@ from .diffusion import (
     q_step,
 )
 from .sampling import Trajectory, guided_eps, sample
-from .vlb import ELBO, dynamic_threshold, elbo, prior_bpd, vlb_term
+from .vlb import ELBO, elbo, prior_bpd, vlb_term
+from .thresholding import dynamic_threshold
 from .oracle import GaussianMixtureDenoiser
 from .data import load_dataset, load_image, list_datasets
 from .unet import UNet, UNetConfig, num_parameters, shape_tour, timestep_embedding

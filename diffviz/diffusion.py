@@ -20,6 +20,7 @@ import torch
 
 from . import validate
 from .schedules import NoiseSchedule, extract
+from .thresholding import apply_threshold, threshold_spec
 
 VARIANCE_TYPES = ("fixed_small", "fixed_large")
 
@@ -191,30 +192,31 @@ def _eps_from_x0(schedule, x_t, t, x0):
 
 
 def ddpm_step(schedule, x_t, t, eps, noise=None, variance="fixed_small", generator=None,
-              clip_sample=False) -> StepOutput:
+              clip_sample=False, thresholding=False, dynamic_thresholding_ratio=0.995,
+              sample_max_value=1.0) -> StepOutput:
     """One ancestral step x_t → x_{t−1} (Ho et al. 2020, Algorithm 2, line 4):
     x_{t−1} = μ̃_t(x_t, x̂_0) + σ_t · z,  z ~ N(0, I), and z = 0 at the last step (code t = 0).
 
     μ̃_t(x_t, x̂_0) equals 1/√α_t · (x_t − β_t / √(1 − ᾱ_t) · ε̂) (Eq. 11); it is computed through
     x̂_0 = ``predict_x0`` so that ``clip_sample`` can clamp x̂_0 to [−1, 1] first (as Ho et al.'s
-    code and diffusers do; off by default, which is exactly Algorithm 2).
+    code and diffusers do; off by default, which is exactly Algorithm 2), or ``thresholding``
+    apply dynamic thresholding to it (``diffviz.thresholding``).
     ``variance``: "fixed_small" is σ_t² = β̃_t, "fixed_large" is σ_t² = β_t (Sec. 3.2; diffusers' names).
 
     Args: x_t, eps (B, ...); t int or (B,) in [0, T−1]; noise z (same shape) or ``generator``.
     Returns: StepOutput(prev_sample=x_{t−1}, pred_original_sample=x̂_0).
     """
     validate.one_of("variance", variance, VARIANCE_TYPES)
-    validate.check_bool("clip_sample", clip_sample)
+    threshold = threshold_spec(clip_sample, thresholding, dynamic_thresholding_ratio, sample_max_value)
     t = check_step_inputs(schedule, t, x_t=x_t, eps=eps)
     _check_noise(x_t, noise, generator)
-    return ddpm_step_unchecked(schedule, x_t, t, eps, noise, variance, generator, clip_sample)
+    return ddpm_step_unchecked(schedule, x_t, t, eps, noise, variance, generator, threshold)
 
 
-def ddpm_step_unchecked(schedule, x_t, t, eps, noise, variance, generator, clip_sample) -> StepOutput:
-    """The body of ``ddpm_step``, for arguments already checked (``sample`` checks once, then calls this)."""
-    x0_pred = predict_x0_unchecked(schedule, x_t, t, eps)
-    if clip_sample:
-        x0_pred = x0_pred.clamp(-1, 1)
+def ddpm_step_unchecked(schedule, x_t, t, eps, noise, variance, generator, threshold) -> StepOutput:
+    """The body of ``ddpm_step``, for arguments already checked (``sample`` checks once, then calls
+    this); ``threshold`` is a ``thresholding.threshold_spec``."""
+    x0_pred = apply_threshold(predict_x0_unchecked(schedule, x_t, t, eps), threshold)
     mean = q_posterior_unchecked(schedule, x0_pred, x_t, t).mean
     sigma_sq = schedule.posterior_variance if variance == "fixed_small" else schedule.betas  # (T,)
     sigma_sq = sigma_sq * (torch.arange(schedule.num_timesteps) > 0)  # no noise at the last step, t = 0
@@ -241,7 +243,8 @@ def _alpha_bar_prev(schedule, t_prev, like, dtype=None):
 
 
 def ddim_step(schedule, x_t, t, t_prev, eps, eta=0.0, noise=None, generator=None,
-              clip_sample=False) -> StepOutput:
+              clip_sample=False, thresholding=False, dynamic_thresholding_ratio=0.995,
+              sample_max_value=1.0) -> StepOutput:
     """One DDIM step x_t → x_{t_prev} (Song et al. 2020, Eq. 12):
     x_prev = √ᾱ_prev · x̂_0 + √(1 − ᾱ_prev − σ²) · ε̂ + σ · z,  σ = σ_t(η) from Eq. 16.
 
@@ -251,21 +254,22 @@ def ddim_step(schedule, x_t, t, t_prev, eps, eta=0.0, noise=None, generator=None
     Returns: StepOutput(prev_sample=x_{t_prev}, pred_original_sample=x̂_0).
     """
     eta = validate.finite_number("eta", eta, low=0)
-    validate.check_bool("clip_sample", clip_sample)
+    threshold = threshold_spec(clip_sample, thresholding, dynamic_thresholding_ratio, sample_max_value)
     t = check_step_inputs(schedule, t, x_t=x_t, eps=eps)
     t_prev = check_timesteps(schedule, t_prev, x_t, name="t_prev", low=-1, high=schedule.num_timesteps - 2)
     if torch.any(torch.as_tensor(t_prev) >= torch.as_tensor(t)):
         raise ValueError(f"t_prev must be smaller than t, got t={t}, t_prev={t_prev}")
     _check_noise(x_t, noise, generator)
-    return ddim_step_unchecked(schedule, x_t, t, t_prev, eps, eta, noise, generator, clip_sample)
+    return ddim_step_unchecked(schedule, x_t, t, t_prev, eps, eta, noise, generator, threshold)
 
 
-def ddim_step_unchecked(schedule, x_t, t, t_prev, eps, eta, noise, generator, clip_sample) -> StepOutput:
-    """The body of ``ddim_step``, for arguments already checked (``sample`` checks once, then calls this)."""
+def ddim_step_unchecked(schedule, x_t, t, t_prev, eps, eta, noise, generator, threshold) -> StepOutput:
+    """The body of ``ddim_step``, for arguments already checked (``sample`` checks once, then calls
+    this); ``threshold`` is a ``thresholding.threshold_spec``."""
     x0_pred = predict_x0_unchecked(schedule, x_t, t, eps)
-    if clip_sample:
-        x0_pred = x0_pred.clamp(-1, 1)
-        eps = _eps_from_x0(schedule, x_t, t, x0_pred)  # keep ε̂ consistent with the clamped x̂_0
+    if threshold is not None:
+        x0_pred = apply_threshold(x0_pred, threshold)
+        eps = _eps_from_x0(schedule, x_t, t, x0_pred)  # keep ε̂ consistent with the bounded x̂_0
     alpha_bar_prev = _alpha_bar_prev(schedule, t_prev, x_t, torch.float64)  # (B, 1, ..., 1)
     sigma = ddim_sigma(schedule, t, t_prev, eta, x_t, torch.float64)
     coef_eps = (1 - alpha_bar_prev - sigma**2).clamp(min=0).sqrt().to(x_t.dtype)

@@ -18,6 +18,7 @@ from torch import nn
 
 from .diffusion import VARIANCE_TYPES, check_schedule, ddim_step_unchecked, ddpm_step_unchecked, predict_x0_unchecked
 from .graphed import GraphedModel
+from .thresholding import threshold_spec
 from .schedules import respace, sampling_timesteps
 from .validate import (check_bool, check_generator, check_labels, check_num_steps, finite_number, float_tensor,
                        one_of, resolve_device)
@@ -166,7 +167,8 @@ def _plan(schedule, sampler, num_steps, spacing):
 @torch.no_grad()
 def sample(eps_model, schedule, shape, sampler="ddpm", num_steps=None, eta=0.0, generator=None,
            device=None, y=None, guidance_scale=None, record=True, *, timestep_spacing="trailing",
-           variance="fixed_small", clip_sample=False, x_T=None, progress=False, cuda_graph=None) -> Trajectory:
+           variance="fixed_small", clip_sample=False, thresholding=False, dynamic_thresholding_ratio=0.995,
+           sample_max_value=1.0, x_T=None, progress=False, cuda_graph=None) -> Trajectory:
     """Generate samples by running the reverse process from x_T ~ N(0, I).
 
     "ddpm": ancestral sampling (Ho et al. 2020, Algorithm 2), σ² from ``variance``; with
@@ -179,6 +181,8 @@ def sample(eps_model, schedule, shape, sampler="ddpm", num_steps=None, eta=0.0, 
           shape (B, ...) of the samples; generator: a torch.Generator for every random draw;
           y: class labels (int or (B,)) for a conditional model; guidance_scale: w for guidance;
           record: keep x_t, ε̂, x̂_0 of every step (on the CPU); x_T: the starting noise;
+          clip_sample / thresholding (+ dynamic_thresholding_ratio, sample_max_value): bound x̂_0
+          before each step, statically or dynamically (``diffviz.thresholding``; diffusers' names);
           cuda_graph: replay the model call from a CUDA graph (``diffviz.graphed.GraphedModel``; same
           numbers, far fewer launches); None = on for an ``nn.Module`` on a CUDA device.
     Returns: Trajectory.
@@ -191,7 +195,8 @@ def sample(eps_model, schedule, shape, sampler="ddpm", num_steps=None, eta=0.0, 
     """
     shape, num_steps, eta, guidance_scale, y = _check_arguments(
         eps_model, schedule, shape, sampler, num_steps, eta, generator, y, guidance_scale, x_T, variance,
-        record=record, clip_sample=clip_sample, progress=progress)
+        record=record, progress=progress)
+    threshold = threshold_spec(clip_sample, thresholding, dynamic_thresholding_ratio, sample_max_value)
     if cuda_graph is not None:
         check_bool("cuda_graph", cuda_graph)
     kept, steps, step_schedule = _plan(schedule, sampler, num_steps, timestep_spacing)
@@ -227,12 +232,12 @@ def sample(eps_model, schedule, shape, sampler="ddpm", num_steps=None, eta=0.0, 
             t_batch = torch.full((shape[0],), t_model, dtype=torch.long, device=device)
             eps = _guided_eps(model_fn, x, t_batch, y, guidance_scale).to(x.dtype)
             if sampler == "ddim":
-                out = ddim_step_unchecked(schedule, x, step_t, t_prev, eps, eta, None, generator, clip_sample)
+                out = ddim_step_unchecked(schedule, x, step_t, t_prev, eps, eta, None, generator, threshold)
             else:
-                out = ddpm_step_unchecked(step_schedule, x, step_t, eps, None, variance, generator, clip_sample)
+                out = ddpm_step_unchecked(step_schedule, x, step_t, eps, None, variance, generator, threshold)
             if record:
                 x0_hat = out.pred_original_sample
-                if clip_sample:  # record the unclipped x̂_0 = predict_x0(x_t, ε̂) of the docstring
+                if threshold is not None:  # record the unbounded x̂_0 = predict_x0(x_t, ε̂) of the docstring
                     x0_hat = predict_x0_unchecked(schedule, x, t_model, eps)
                 for buffer, value in zip(buffers, (x, eps, x0_hat)):
                     buffer[i].copy_(value, non_blocking=True)  # on the CPU: an ordinary copy

@@ -170,16 +170,3 @@ def elbo(eps_model, schedule, x0, y=None, num_timesteps_sampled=None, variance="
     return ELBO(prior + body, prior, terms, timesteps)
 
 
-
-def dynamic_threshold(x0, ratio=0.995, max_value=1.0) -> torch.Tensor:
-    """Dynamic thresholding of x̂_0 (Saharia et al. 2022, Sec. 2.3; diffusers' ``thresholding``):
-    per sample, s = the ``ratio`` quantile of |x̂_0| over its pixels, clamped to [1, max_value];
-    x̂_0 ← clamp(x̂_0, −s, s) / s. A sample already inside [−1, 1] is unchanged (s = 1).
-    Args: x0 (B, ...); ratio in (0, 1]; max_value ≥ 1. Returns (B, ...) in [−1, 1].
-    """
-    x0 = validate.float_tensor("x0", x0, min_ndim=2)
-    ratio = validate.finite_number("dynamic_thresholding_ratio", ratio, low=0, high=1, low_open=True)
-    max_value = validate.finite_number("sample_max_value", max_value, low=1)
-    s = torch.quantile(x0.detach().abs().flatten(1).double(), ratio, dim=1).clamp(1.0, max_value)  # (B,)
-    s = s.to(x0.dtype).reshape(-1, *[1] * (x0.ndim - 1))
-    return torch.maximum(torch.minimum(x0, s), -s) / s

@@ -137,8 +137,8 @@ def test_elbo_adds_the_prior_to_every_term_and_its_sampled_estimate_is_unbiased(
     (lambda s, x: vlb.vlb_term(s, x, x, 0, x, "learned_range", 2 * torch.ones_like(x)), r"must lie in \[-1, 1\]"),
     (lambda s, x: vlb.vlb_term(s, x, x, 1000, x), r"t"),
     (lambda s, x: vlb.elbo(lambda a, b: a, s, x, num_timesteps_sampled=0), r"num_timesteps_sampled must be a positive int"),
-    (lambda s, x: vlb.dynamic_threshold(x, ratio=0.0), r"dynamic_thresholding_ratio"),
-    (lambda s, x: vlb.dynamic_threshold(x, max_value=0.5), r"sample_max_value"),
+    (lambda s, x: dv.dynamic_threshold(x, ratio=0.0), r"dynamic_thresholding_ratio"),
+    (lambda s, x: dv.dynamic_threshold(x, max_value=0.5), r"sample_max_value"),
 ])
 def test_bad_arguments_are_named(call, message):
     with pytest.raises((ValueError, TypeError), match=message):
@@ -149,7 +149,7 @@ def test_dynamic_threshold_matches_a_per_sample_quantile():
     g = torch.Generator().manual_seed(6)
     inside = torch.rand(1, 1, 8, 8, generator=g) * 2 - 1
     wide = torch.randn(1, 1, 8, 8, generator=g) * 3
-    out = vlb.dynamic_threshold(torch.cat([inside, wide]), ratio=0.9, max_value=2.5)
+    out = dv.dynamic_threshold(torch.cat([inside, wide]), ratio=0.9, max_value=2.5)
     assert torch.equal(out[0], inside[0])  # already in [-1, 1]: s = 1, unchanged
     values = sorted(abs(v) for v in wide.flatten().tolist())
     position = 0.9 * (len(values) - 1)  # linear interpolation between order statistics, as numpy's default
@@ -157,3 +157,27 @@ def test_dynamic_threshold_matches_a_per_sample_quantile():
     s = min(max(q, 1.0), 2.5)
     assert out[1].flatten().tolist() == pytest.approx([max(-s, min(s, v)) / s for v in wide.flatten().tolist()], rel=1e-6)
     assert out.abs().max() <= 1.0
+
+
+def test_samplers_take_dynamic_thresholding_and_refuse_two_bounds():
+    schedule = dv.linear_schedule(1000)
+    g = torch.Generator().manual_seed(7)
+    x_t = torch.randn(2, 1, 4, 4, generator=g)
+    eps = torch.randn(2, 1, 4, 4, generator=g) * 3  # an x̂_0 far outside [-1, 1] at t = 10
+    x0_hat = dv.predict_x0(schedule, x_t, 10, eps)
+    bounded = dv.dynamic_threshold(x0_hat, ratio=0.9, max_value=4.0)
+    ddpm = dv.ddpm_step(schedule, x_t, 10, eps, noise=torch.zeros_like(x_t), thresholding=True,
+                        dynamic_thresholding_ratio=0.9, sample_max_value=4.0)
+    assert torch.allclose(ddpm.pred_original_sample, bounded)
+    assert torch.allclose(ddpm.prev_sample, dv.q_posterior(schedule, bounded, x_t, 10).mean, atol=1e-6)
+    ddim = dv.ddim_step(schedule, x_t, 10, 5, eps, thresholding=True, dynamic_thresholding_ratio=0.9,
+                        sample_max_value=4.0)
+    eps_bounded = dv.predict_eps(schedule, x_t, 10, bounded)
+    a5 = schedule.alphas_cumprod[5].item()
+    assert torch.allclose(ddim.prev_sample, a5 ** 0.5 * bounded + (1 - a5) ** 0.5 * eps_bounded, atol=1e-5)
+    with pytest.raises(ValueError, match="clip_sample and thresholding .* choose one"):
+        dv.ddim_step(schedule, x_t, 10, 5, eps, clip_sample=True, thresholding=True)
+    model = dv.GaussianMixtureDenoiser(torch.zeros(1, 16), 0.5, schedule=schedule)
+    run = dv.sample(model, schedule, (2, 16), sampler="ddim", num_steps=10, thresholding=True,
+                    generator=torch.Generator().manual_seed(0))
+    assert run.sample.abs().max() <= 1.0 + 1e-6  # every step moved toward an x̂_0 inside [-1, 1]
