@@ -21,8 +21,9 @@ import torch
 from . import validate
 from .schedules import NoiseSchedule, extract
 from .thresholding import apply_threshold, threshold_spec
+from .variances import check_model_variance, model_log_variance
 
-VARIANCE_TYPES = ("fixed_small", "fixed_large")
+FIXED_VARIANCES = ("fixed_small", "fixed_large")  # what ``sample`` takes; ddpm_step also "learned_range"
 
 
 class Posterior(NamedTuple):
@@ -193,7 +194,7 @@ def _eps_from_x0(schedule, x_t, t, x0):
 
 def ddpm_step(schedule, x_t, t, eps, noise=None, variance="fixed_small", generator=None,
               clip_sample=False, thresholding=False, dynamic_thresholding_ratio=0.995,
-              sample_max_value=1.0) -> StepOutput:
+              sample_max_value=1.0, model_variance=None) -> StepOutput:
     """One ancestral step x_t → x_{t−1} (Ho et al. 2020, Algorithm 2, line 4):
     x_{t−1} = μ̃_t(x_t, x̂_0) + σ_t · z,  z ~ N(0, I), and z = 0 at the last step (code t = 0).
 
@@ -201,26 +202,33 @@ def ddpm_step(schedule, x_t, t, eps, noise=None, variance="fixed_small", generat
     x̂_0 = ``predict_x0`` so that ``clip_sample`` can clamp x̂_0 to [−1, 1] first (as Ho et al.'s
     code and diffusers do; off by default, which is exactly Algorithm 2), or ``thresholding``
     apply dynamic thresholding to it (``diffviz.thresholding``).
-    ``variance``: "fixed_small" is σ_t² = β̃_t, "fixed_large" is σ_t² = β_t (Sec. 3.2; diffusers' names).
+    ``variance``: "fixed_small" is σ_t² = β̃_t, "fixed_large" is σ_t² = β_t (Sec. 3.2; diffusers' names),
+    "learned_range" interpolates between them with the network's ``model_variance`` v ∈ [−1, 1]
+    (Nichol & Dhariwal 2021, Eq. 15; ``diffviz.variances``).
 
     Args: x_t, eps (B, ...); t int or (B,) in [0, T−1]; noise z (same shape) or ``generator``.
     Returns: StepOutput(prev_sample=x_{t−1}, pred_original_sample=x̂_0).
     """
-    validate.one_of("variance", variance, VARIANCE_TYPES)
+    model_variance = check_model_variance(variance, model_variance, x_t)
     threshold = threshold_spec(clip_sample, thresholding, dynamic_thresholding_ratio, sample_max_value)
     t = check_step_inputs(schedule, t, x_t=x_t, eps=eps)
     _check_noise(x_t, noise, generator)
-    return ddpm_step_unchecked(schedule, x_t, t, eps, noise, variance, generator, threshold)
+    return ddpm_step_unchecked(schedule, x_t, t, eps, noise, variance, generator, threshold, model_variance)
 
 
-def ddpm_step_unchecked(schedule, x_t, t, eps, noise, variance, generator, threshold) -> StepOutput:
+def ddpm_step_unchecked(schedule, x_t, t, eps, noise, variance, generator, threshold,
+                        model_variance=None) -> StepOutput:
     """The body of ``ddpm_step``, for arguments already checked (``sample`` checks once, then calls
     this); ``threshold`` is a ``thresholding.threshold_spec``."""
     x0_pred = apply_threshold(predict_x0_unchecked(schedule, x_t, t, eps), threshold)
     mean = q_posterior_unchecked(schedule, x0_pred, x_t, t).mean
+    z = _gaussian_noise(x_t, noise, generator)
+    if variance == "learned_range":
+        sigma = (0.5 * model_log_variance(schedule, t, x_t, variance, model_variance)).exp().to(x_t.dtype)
+        not_last = extract((torch.arange(schedule.num_timesteps) > 0).double(), t, x_t)  # no noise at t = 0
+        return StepOutput(mean + not_last * sigma * z, x0_pred)
     sigma_sq = schedule.posterior_variance if variance == "fixed_small" else schedule.betas  # (T,)
     sigma_sq = sigma_sq * (torch.arange(schedule.num_timesteps) > 0)  # no noise at the last step, t = 0
-    z = _gaussian_noise(x_t, noise, generator)
     return StepOutput(mean + extract(sigma_sq.sqrt(), t, x_t) * z, x0_pred)
 
 

@@ -16,7 +16,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from .diffusion import VARIANCE_TYPES, check_schedule, ddim_step_unchecked, ddpm_step_unchecked, predict_x0_unchecked
+from .diffusion import FIXED_VARIANCES, check_schedule, ddim_step_unchecked, ddpm_step_unchecked, predict_x0_unchecked
 from .graphed import GraphedModel
 from .thresholding import threshold_spec
 from .schedules import respace, sampling_timesteps
@@ -130,7 +130,10 @@ def _check_arguments(eps_model, schedule, shape, sampler, num_steps, eta, genera
     num_steps = check_num_steps(num_steps, schedule.num_timesteps)
     eta = finite_number("eta", eta, low=0)
     check_generator(generator)
-    one_of("variance", variance, VARIANCE_TYPES)
+    if variance == "learned_range":
+        raise ValueError("sample() takes variance 'fixed_small' or 'fixed_large'; 'learned_range' needs the "
+                         "network's variance output per step: call ddpm_step(..., model_variance=v)")
+    one_of("variance", variance, FIXED_VARIANCES)
     for name, flag in flags.items():
         check_bool(name, flag)
     if x_T is not None:

@@ -27,8 +27,8 @@ from . import validate
 from .diffusion import (check_schedule, check_step_inputs, predict_x0_unchecked, q_posterior_unchecked,
                         q_sample_from_tables, q_sample_tables)
 from .schedules import extract
+from .variances import VARIANCE_TYPES, check_model_variance, model_log_variance
 
-VLB_VARIANCE_TYPES = ("fixed_small", "fixed_large", "learned_range")
 HALF_BIN = 1.0 / 255.0  # half the width of one of the 256 pixel levels on [−1, 1]
 
 
@@ -63,23 +63,6 @@ def discretized_gaussian_log_likelihood(x, mean, log_scale) -> torch.Tensor:
     return torch.where(x < -0.999, log_cdf_upper, torch.where(x > 0.999, log_sf_lower, log_mid))
 
 
-def model_log_variance(schedule, t, like, variance="fixed_small", model_variance=None) -> torch.Tensor:
-    """log σ_t² of p_θ(x_{t−1} | x_t): (B, 1, ..., 1) for the fixed types, like ``model_variance``
-    for "learned_range". At code t = 0 the β̃ of code t = 1 stands in for β̃_0 = 0."""
-    posterior = schedule.posterior_variance.clone()
-    posterior[0] = posterior[1] if schedule.num_timesteps > 1 else schedule.betas[0]
-    log_small = extract(posterior.log(), t, like, dtype=torch.float64)
-    betas = schedule.betas.clone()
-    betas[0] = posterior[0]  # Ho et al.'s code: fixed_large also starts from β̃ at code t = 1
-    log_large = extract(betas.log(), t, like, dtype=torch.float64)
-    if variance == "fixed_small":
-        return log_small
-    if variance == "fixed_large":
-        return log_large
-    f = (model_variance.double() + 1) / 2  # "learned_range": v ∈ [−1, 1] → f ∈ [0, 1]
-    return f * extract(schedule.betas.log(), t, like, dtype=torch.float64) + (1 - f) * log_small
-
-
 def _bits_per_dim(nats: torch.Tensor) -> torch.Tensor:
     return nats.flatten(1).mean(1) / math.log(2.0)
 
@@ -90,18 +73,11 @@ def vlb_term(schedule, x0, x_t, t, eps, variance="fixed_small", model_variance=N
     Code t ≥ 1: KL(q(x_{t−1} | x_t, x_0) ‖ p_θ(x_{t−1} | x_t)). Code t = 0: −log p_θ(x_0 | x_1) under
     the discretized Gaussian decoder (x_0 on the 256 levels of [−1, 1]).
     Args: x0, x_t, eps (B, ...) — eps is the network's ε̂ at (x_t, t); t int or (B,) in [0, T−1];
-          variance one of ``VLB_VARIANCE_TYPES``; model_variance (B, ...) in [−1, 1] for "learned_range".
+          variance one of ``variances.VARIANCE_TYPES``; model_variance (B, ...) in [−1, 1] for "learned_range".
     """
     schedule = check_schedule(schedule)
-    validate.one_of("variance", variance, VLB_VARIANCE_TYPES)
+    model_variance = check_model_variance(variance, model_variance, x_t)
     t = check_step_inputs(schedule, t, x_t=x_t, x0=x0, eps=eps)
-    if (variance == "learned_range") != (model_variance is not None):
-        raise ValueError("model_variance is needed with variance='learned_range' and only then, "
-                         f"got variance={variance!r} and model_variance {'given' if model_variance is not None else 'None'}")
-    if model_variance is not None:
-        check_step_inputs(schedule, t, x_t=x_t, model_variance=model_variance)
-        if model_variance.detach().abs().max() > 1:
-            raise ValueError("model_variance must lie in [-1, 1] (the network's raw output, Nichol & Dhariwal Eq. 15)")
     return _vlb_term(schedule, x0.double(), x_t.double(), t, eps.double(), variance, model_variance)
 
 
@@ -139,7 +115,7 @@ def elbo(eps_model, schedule, x0, y=None, num_timesteps_sampled=None, variance="
     "learned_range" models return (ε̂, v) stacked on the channel dimension (2C channels).
     """
     schedule = check_schedule(schedule)
-    validate.one_of("variance", variance, VLB_VARIANCE_TYPES)
+    validate.one_of("variance", variance, VARIANCE_TYPES)
     x0 = validate.float_tensor("x0", x0, min_ndim=2)
     T = schedule.num_timesteps
     if generator is not None:
