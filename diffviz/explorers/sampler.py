@@ -73,7 +73,8 @@ def knobs(inp: SamplerInputs, sampler="ddim", num_steps=20, spacing="trailing", 
     y = None if cls == "none" else (torch.arange(inp.x_T.shape[0]) % inp.num_classes if cls == "mixed" else int(cls))
     return {"sampler": sampler, "num_steps": num_steps, "timestep_spacing": spacing,
             "eta": eta if sampler == "ddim" else 0.0, "y": y, "guidance_scale": None if y is None else guidance_scale,
-            "clip_sample": bound == "clip", "thresholding": bound == "dynamic", **(DYNAMIC if bound == "dynamic" else {})}
+            "clip_sample": bound == "clip", "thresholding": bound == "dynamic",
+            **(DYNAMIC if bound == "dynamic" else {})}
 
 
 def describe(kn: dict, seed: int) -> str:
@@ -169,14 +170,14 @@ def sampler_explorer(model, schedule, shape=None, num_classes=None, seed=0, samp
     """Sample with the chosen sampler (DDPM / DDIM), number of steps, timestep spacing, η and, for a
     class-conditional model (``num_classes`` or ``model.config.num_classes``), class and guidance
     scale w in [0, 20]; the "x̂₀ bound" knob (``bound``: "none", "clip", "dynamic") bounds x̂₀ before
-    each step (``diffviz.thresholding``). x_T and the sampler's generator are fixed by ``seed``; results are cached per
-    setting. Sliders act on release. The first picture is drawn at once; after that a move dims the
-    picture and says "computing …" at once, a worker thread samples (showing x̂₀ as it fills in), the
-    newest setting wins (older work is dropped), and picture and caption change together; the caption
-    names every knob of the picture shown. Returns an ``Explorer`` (sampler, steps_slider, spacing,
-    eta_slider, class_dropdown, guidance_slider, bound_buttons, image, readout, inputs, x_T, knobs(), runner
-    (``background.LatestWins``: submitted / completed / abandoned counts), wait(timeout) → True once
-    the newest setting is shown)."""
+    each step (``diffviz.thresholding``; "dynamic" uses ``DYNAMIC``). x_T and the sampler's generator are
+    fixed by ``seed``; results are cached per setting. Sliders act on release. The first picture is
+    drawn at once; after that a move dims the picture and says "computing …" at once, a worker thread
+    samples (showing x̂₀ as it fills in), the newest setting wins (older work is dropped), and picture
+    and caption change together; the caption names every knob of the picture shown. Returns an
+    ``Explorer`` (sampler, steps_slider, spacing, eta_slider, class_dropdown, guidance_slider,
+    bound_buttons, image, readout, inputs, x_T, knobs(), runner (``background.LatestWins``: submitted /
+    completed / abandoned counts), wait(timeout) → True once the newest setting is shown)."""
     import ipywidgets as W
 
     from .background import LatestWins
@@ -203,8 +204,8 @@ def sampler_explorer(model, schedule, shape=None, num_classes=None, seed=0, samp
                                 disabled=not n_cls, layout=W.Layout(width="220px"))
     guidance_slider = W.FloatSlider(guidance_scale, min=0, max=GUIDANCE_MAX, step=0.5, description="guidance w",
                                     continuous_update=False, disabled=not n_cls)
-    bound_buttons = W.ToggleButtons(options=[("none", "none"), ("clip", "clip"), ("dynamic", "dynamic")],
-                                    value=bound, description="x̂₀ bound", style={"button_width": "70px"})
+    bound_buttons = W.ToggleButtons(options=list(BOUNDS), value=bound, description="x̂₀ bound",
+                                    style={"button_width": "70px"})
     image, line = W.Image(format="png"), W.HTML()
     shown = {}  # the picture on show: {"png", "caption"}
 
@@ -268,11 +269,13 @@ def sampler_explorer(model, schedule, shape=None, num_classes=None, seed=0, samp
                 bound_buttons]
     explorer = Explorer("SamplerExplorer", "Samplers (fixed x_T and seed: only the knob changes)", controls,
                         [W.HTML(BUSY_CSS), line, image], render,
-                        note="guidance: w = 0 unconditional, 1 conditional, > 1 stronger",
+                        note="guidance: w = 0 unconditional, 1 conditional, > 1 stronger · x̂₀ bound: clip = "
+                             "clip_sample, dynamic = thresholding (Saharia et al. 2022)",
                         static=lambda w, num_steps_values=None: to_static(inp, current_knobs(), num_steps_values),
                         filmstrip=lambda w, num_steps_values=None: filmstrip(inp, current_knobs(), num_steps_values),
                         parts=dict(sampler=sampler_buttons, steps_slider=steps_slider, spacing=spacing_menu,
                                    eta_slider=eta_slider, class_dropdown=class_dropdown,
-                                   guidance_slider=guidance_slider, bound_buttons=bound_buttons, image=image, readout=line, inputs=inp,
-                                   x_T=inp.x_T, knobs=current_knobs, runner=runner, wait=runner.wait))
+                                   guidance_slider=guidance_slider, bound_buttons=bound_buttons, image=image,
+                                   readout=line, inputs=inp, x_T=inp.x_T, knobs=current_knobs, runner=runner,
+                                   wait=runner.wait))
     return explorer
