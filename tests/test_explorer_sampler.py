@@ -177,10 +177,40 @@ def test_sampler_explorer_spacing_reaches_the_sampler(oracle):
 def test_describe_names_every_knob():
     inp = explorers.sampler.inputs(TinyConditional(), SCHED, (3, 1, 8, 8), num_classes=3, seed=7)
     kn = explorers.sampler.knobs(inp, "ddpm", 50, "linspace", eta=0.7, cls=1, guidance_scale=4.5)
-    expected = "DDPM · 50 steps · spacing linspace · η = 0 · w = 4.5 · class 1 · seed 7"
+    expected = "DDPM · 50 steps · spacing linspace · η = 0 · w = 4.5 · class 1 · x̂₀ not bounded · seed 7"
     assert explorers.sampler.describe(kn, 7) == expected
     kn = explorers.sampler.knobs(inp, "ddim", 20, eta=0.3, cls="mixed", guidance_scale=0.0)
     assert "η = 0.3 · w = 0 · class mixed" in explorers.sampler.describe(kn, 7)
+
+
+def test_bound_knob_reaches_the_sampler_the_cache_and_the_caption():
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = TinyConditional()
+    w = widgets.sampler_explorer(model, SCHED, shape=(4, 1, 8, 8), num_classes=3, num_steps=5, guidance_scale=15)
+    assert w.guidance_slider.max >= 15 and w.guidance_slider.value == 15 and w.bound_buttons.value == "none"
+    unbounded = w.image.value
+    assert "x̂₀ not bounded" in w.readout.value
+    samples = {"none": w.current["sample"]}
+    settings = {"clip": {"clip_sample": True},
+                "dynamic": {"thresholding": True, "dynamic_thresholding_ratio": 0.995, "sample_max_value": 3.0}}
+    captions = {"clip": "x̂₀ clipped to [−1, 1]", "dynamic": "x̂₀ dynamic threshold p = 0.995, s ≤ 3"}
+    for bound, options in settings.items():
+        w.bound_buttons.value = bound
+        settle(w)
+        expected = dv.sample(model, SCHED, tuple(w.x_T.shape), sampler="ddim", num_steps=5, y=torch.arange(4) % 3,
+                             guidance_scale=15, x_T=w.x_T, generator=viz.generator(0), **options).sample
+        assert np.allclose(w.current["sample"], expected.numpy())
+        assert captions[bound] in w.readout.value and "x̂₀ not bounded" not in w.readout.value
+        samples[bound] = w.current["sample"]
+    assert not np.allclose(samples["none"], samples["clip"]) and not np.allclose(samples["clip"], samples["dynamic"])
+    assert samples["none"].max() > 1 and np.abs(samples["clip"]).max() <= 1  # each bound its own samples ...
+    assert w.image.value != unbounded and len(w.inputs.results) == 3  # ... picture and cache entry
+    w.bound_buttons.value = "none"
+    settle(w)
+    assert w.image.value == unbounded and len(w.inputs.results) == 3  # back to the cached unbounded picture
+    with pytest.raises(ValueError, match="bound"):
+        widgets.sampler_explorer(model, SCHED, shape=(4, 1, 8, 8), num_classes=3, bound="clamp")
 
 
 def test_latest_wins_drops_stale_jobs_and_never_hangs():

@@ -267,8 +267,8 @@ def test_bad_explorer_arguments_name_the_argument(images, oracle):
             make()
     with pytest.raises(ValueError, match=rf"t must be an int in \[0, {T - 1}\].*got {T}"):
         widgets.forward_explorer(images, num_timesteps=T, t=T)
-    with pytest.raises(ValueError, match="guidance_scale must be a finite number in \\[0, 8\\]"):
-        widgets.sampler_explorer(oracle, SCHED, shape=(2, 1, 8, 8), guidance_scale=20.0)
+    with pytest.raises(ValueError, match="guidance_scale must be a finite number in \\[0, 20\\]"):
+        widgets.sampler_explorer(oracle, SCHED, shape=(2, 1, 8, 8), guidance_scale=21.0)
     with pytest.raises(ValueError, match=rf"timesteps must be an int in \[0, {T - 1}\].*got {T}"):
         widgets.noise_prediction_explorer(oracle, images, SCHED, timesteps=[0, T])
     inp = explorers.sampler.inputs(oracle, SCHED, (2, 1, 8, 8))

@@ -27,7 +27,9 @@ from ..validate import check_num_steps, finite_number, one_of
 from .common import SPACINGS, cache_put
 
 STEP_CHOICES = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000)  # the steps slider's stops (those ≤ T)
-GUIDANCE_MAX = 8.0  # the guidance slider's range is [0, GUIDANCE_MAX]
+GUIDANCE_MAX = 20.0  # the guidance slider's range is [0, GUIDANCE_MAX]
+BOUNDS = ("none", "clip", "dynamic")  # the "x̂₀ bound" knob: nothing, clip_sample, thresholding
+DYNAMIC = {"dynamic_thresholding_ratio": 0.995, "sample_max_value": 3.0}  # the "dynamic" bound's settings
 PREVIEW_SECONDS = 0.25  # while sampling, the busy caption and the x̂₀ preview change at most this often
 BUSY_CLASS = "diffviz-busy"  # the picture's CSS class while it is not yet the selected setting's
 BUSY_CSS = f"<style>.{BUSY_CLASS} {{opacity: 0.4; filter: grayscale(1);}}</style>"
@@ -60,24 +62,37 @@ def inputs(model, schedule, shape=None, num_classes=None, seed=0, nrow=None) -> 
 
 
 def knobs(inp: SamplerInputs, sampler="ddim", num_steps=20, spacing="trailing", eta=0.0, cls=None,
-          guidance_scale=1.0) -> dict:
+          guidance_scale=1.0, bound="none") -> dict:
     """The ``sample`` arguments for these control values. cls: "mixed" (0, 1, 2, … in turn; the default
-    for a conditional model), "none" (unconditional, no guidance) or a class index; η only counts for DDIM."""
+    for a conditional model), "none" (unconditional, no guidance) or a class index; η only counts for DDIM;
+    bound (x̂₀ before each step): "none", "clip" (``clip_sample``) or "dynamic" (``thresholding`` with
+    ``DYNAMIC``'s ratio and maximum)."""
     cls = cls if cls is not None else ("mixed" if inp.num_classes else "none")
     if cls != "none" and not inp.num_classes:
         raise ValueError(f"cls={cls!r} needs a class-conditional model (num_classes), this one has none")
     y = None if cls == "none" else (torch.arange(inp.x_T.shape[0]) % inp.num_classes if cls == "mixed" else int(cls))
     return {"sampler": sampler, "num_steps": num_steps, "timestep_spacing": spacing,
-            "eta": eta if sampler == "ddim" else 0.0, "y": y, "guidance_scale": None if y is None else guidance_scale}
+            "eta": eta if sampler == "ddim" else 0.0, "y": y, "guidance_scale": None if y is None else guidance_scale,
+            "clip_sample": bound == "clip", "thresholding": bound == "dynamic",
+            **(DYNAMIC if bound == "dynamic" else {})}
 
 
 def describe(kn: dict, seed: int) -> str:
-    """Every knob of a picture: "DDIM · 20 steps · spacing trailing · η = 0 · w = 3 · class mixed · seed 0"."""
+    """Every knob of a picture: "DDIM · 20 steps · spacing trailing · η = 0 · w = 3 · class mixed · x̂₀ not
+    bounded · seed 0"."""
     y = kn["y"]
     cls = "∅ (unconditional)" if y is None else ("mixed" if isinstance(y, torch.Tensor) else str(y))
     w = "none" if kn["guidance_scale"] is None else f"{kn['guidance_scale']:g}"
     return (f"{kn['sampler'].upper()} · {kn['num_steps']} steps · spacing {kn['timestep_spacing']} · "
-            f"η = {kn['eta']:g} · w = {w} · class {cls} · seed {seed}")
+            f"η = {kn['eta']:g} · w = {w} · class {cls} · {describe_bound(kn)} · seed {seed}")
+
+
+def describe_bound(kn: dict) -> str:
+    """The x̂₀ bound of these ``knobs``: "x̂₀ not bounded", "x̂₀ clipped to [−1, 1]" or
+    "x̂₀ dynamic threshold p = 0.995, s ≤ 3"."""
+    if kn.get("thresholding"):
+        return f"x̂₀ dynamic threshold p = {kn['dynamic_thresholding_ratio']:g}, s ≤ {kn['sample_max_value']:g}"
+    return "x̂₀ clipped to [−1, 1]" if kn.get("clip_sample") else "x̂₀ not bounded"
 
 
 class StepWatch:
@@ -151,17 +166,18 @@ def filmstrip(inp: SamplerInputs, kn: dict, num_steps_values=None) -> Figure:
 
 
 def sampler_explorer(model, schedule, shape=None, num_classes=None, seed=0, sampler="ddim", num_steps=20, eta=0.0,
-                     guidance_scale=1.0, nrow=None, spacing="trailing"):
+                     guidance_scale=1.0, nrow=None, spacing="trailing", bound="none"):
     """Sample with the chosen sampler (DDPM / DDIM), number of steps, timestep spacing, η and, for a
     class-conditional model (``num_classes`` or ``model.config.num_classes``), class and guidance
-    scale w in [0, 8]. x_T and the sampler's generator are fixed by ``seed``; results are cached per
-    setting. Sliders act on release. The first picture is drawn at once; after that a move dims the
-    picture and says "computing …" at once, a worker thread samples (showing x̂₀ as it fills in), the
-    newest setting wins (older work is dropped), and picture and caption change together; the caption
-    names every knob of the picture shown. Returns an ``Explorer`` (sampler, steps_slider, spacing,
-    eta_slider, class_dropdown, guidance_slider, image, readout, inputs, x_T, knobs(), runner
-    (``background.LatestWins``: submitted / completed / abandoned counts), wait(timeout) → True once
-    the newest setting is shown)."""
+    scale w in [0, 20]; the "x̂₀ bound" knob (``bound``: "none", "clip", "dynamic") bounds x̂₀ before
+    each step (``diffviz.thresholding``; "dynamic" uses ``DYNAMIC``). x_T and the sampler's generator are
+    fixed by ``seed``; results are cached per setting. Sliders act on release. The first picture is
+    drawn at once; after that a move dims the picture and says "computing …" at once, a worker thread
+    samples (showing x̂₀ as it fills in), the newest setting wins (older work is dropped), and picture
+    and caption change together; the caption names every knob of the picture shown. Returns an
+    ``Explorer`` (sampler, steps_slider, spacing, eta_slider, class_dropdown, guidance_slider,
+    bound_buttons, image, readout, inputs, x_T, knobs(), runner (``background.LatestWins``: submitted /
+    completed / abandoned counts), wait(timeout) → True once the newest setting is shown)."""
     import ipywidgets as W
 
     from .background import LatestWins
@@ -171,6 +187,7 @@ def sampler_explorer(model, schedule, shape=None, num_classes=None, seed=0, samp
     T = schedule.num_timesteps
     one_of("sampler", sampler, SAMPLERS)
     one_of("spacing", spacing, SPACINGS)
+    one_of("bound", bound, BOUNDS)
     num_steps = check_num_steps(num_steps, T)
     eta = finite_number("eta", eta, low=0, high=1)
     guidance_scale = finite_number("guidance_scale", guidance_scale, low=0, high=GUIDANCE_MAX)
@@ -187,13 +204,15 @@ def sampler_explorer(model, schedule, shape=None, num_classes=None, seed=0, samp
                                 disabled=not n_cls, layout=W.Layout(width="220px"))
     guidance_slider = W.FloatSlider(guidance_scale, min=0, max=GUIDANCE_MAX, step=0.5, description="guidance w",
                                     continuous_update=False, disabled=not n_cls)
+    bound_buttons = W.ToggleButtons(options=list(BOUNDS), value=bound, description="x̂₀ bound",
+                                    style={"button_width": "70px"})
     image, line = W.Image(format="png"), W.HTML()
     shown = {}  # the picture on show: {"png", "caption"}
 
     def current_knobs() -> dict:
         """The sample() arguments the controls select."""
         return knobs(inp, sampler_buttons.value, steps_slider.value, spacing_menu.value, eta_slider.value,
-                     class_dropdown.value, guidance_slider.value)
+                     class_dropdown.value, guidance_slider.value, bound_buttons.value)
 
     def show(kn: dict, r: dict):
         """Picture, caption and ``.current`` of one finished setting, together."""
@@ -246,14 +265,17 @@ def sampler_explorer(model, schedule, shape=None, num_classes=None, seed=0, samp
         runner.submit(kn)  # busy at once; the worker shows the newest setting's picture when done
         return None
 
-    controls = [sampler_buttons, steps_slider, spacing_menu, eta_slider, class_dropdown, guidance_slider]
+    controls = [sampler_buttons, steps_slider, spacing_menu, eta_slider, class_dropdown, guidance_slider,
+                bound_buttons]
     explorer = Explorer("SamplerExplorer", "Samplers (fixed x_T and seed: only the knob changes)", controls,
                         [W.HTML(BUSY_CSS), line, image], render,
-                        note="guidance: w = 0 unconditional, 1 conditional, > 1 stronger",
+                        note="guidance: w = 0 unconditional, 1 conditional, > 1 stronger · x̂₀ bound: clip = "
+                             "clip_sample, dynamic = thresholding (Saharia et al. 2022)",
                         static=lambda w, num_steps_values=None: to_static(inp, current_knobs(), num_steps_values),
                         filmstrip=lambda w, num_steps_values=None: filmstrip(inp, current_knobs(), num_steps_values),
                         parts=dict(sampler=sampler_buttons, steps_slider=steps_slider, spacing=spacing_menu,
                                    eta_slider=eta_slider, class_dropdown=class_dropdown,
-                                   guidance_slider=guidance_slider, image=image, readout=line, inputs=inp,
-                                   x_T=inp.x_T, knobs=current_knobs, runner=runner, wait=runner.wait))
+                                   guidance_slider=guidance_slider, bound_buttons=bound_buttons, image=image,
+                                   readout=line, inputs=inp, x_T=inp.x_T, knobs=current_knobs, runner=runner,
+                                   wait=runner.wait))
     return explorer

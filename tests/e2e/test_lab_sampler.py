@@ -38,7 +38,8 @@ def test_sampler_explorer_busy_state_and_caption_in_05(page, lab, artifacts):
         shot(out, artifacts, "05-sampler-1-busy")
         expect(caption).not_to_contain_text("computing", timeout=120_000)
         text = caption.inner_text()
-        for part in ("DDIM", "50 steps", "spacing trailing", "η = 0", "w = 1", "class mixed", "seed 0"):
+        for part in ("DDIM", "50 steps", "spacing trailing", "η = 0", "w = 1", "class mixed", "x̂₀ not bounded",
+                     "seed 0"):
             assert part in text, (part, text)
         expect(image).not_to_have_class(re.compile("diffviz-busy"))
         assert image.screenshot() != before_png, "the picture did not change"
