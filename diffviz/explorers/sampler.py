@@ -205,7 +205,7 @@ def sampler_explorer(model, schedule, shape=None, num_classes=None, seed=0, samp
     guidance_slider = W.FloatSlider(guidance_scale, min=0, max=GUIDANCE_MAX, step=0.5, description="guidance w",
                                     continuous_update=False, disabled=not n_cls)
     bound_buttons = W.ToggleButtons(options=list(BOUNDS), value=bound, description="x̂₀ bound",
-                                    style={"button_width": "70px"})
+                                    style={"button_width": "80px"})
     image, line = W.Image(format="png"), W.HTML()
     shown = {}  # the picture on show: {"png", "caption"}
 
