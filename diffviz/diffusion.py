@@ -222,14 +222,10 @@ def ddpm_step_unchecked(schedule, x_t, t, eps, noise, variance, generator, thres
     this); ``threshold`` is a ``thresholding.threshold_spec``."""
     x0_pred = apply_threshold(predict_x0_unchecked(schedule, x_t, t, eps), threshold)
     mean = q_posterior_unchecked(schedule, x0_pred, x_t, t).mean
-    z = _gaussian_noise(x_t, noise, generator)
-    if variance == "learned_range":
-        sigma = (0.5 * model_log_variance(schedule, t, x_t, variance, model_variance)).exp().to(x_t.dtype)
-        not_last = extract((torch.arange(schedule.num_timesteps) > 0).double(), t, x_t)  # no noise at t = 0
-        return StepOutput(mean + not_last * sigma * z, x0_pred)
-    sigma_sq = schedule.posterior_variance if variance == "fixed_small" else schedule.betas  # (T,)
-    sigma_sq = sigma_sq * (torch.arange(schedule.num_timesteps) > 0)  # no noise at the last step, t = 0
-    return StepOutput(mean + extract(sigma_sq.sqrt(), t, x_t) * z, x0_pred)
+    log_var = model_log_variance(schedule, t, x_t, variance, model_variance)  # float64, σ_t² of ``variances``
+    not_last = extract((torch.arange(schedule.num_timesteps) > 0).double(), t, x_t, torch.float64)  # no noise at t = 0
+    sigma = (not_last * (0.5 * log_var).exp()).to(x_t.dtype)
+    return StepOutput(mean + sigma * _gaussian_noise(x_t, noise, generator), x0_pred)
 
 
 def ddim_sigma(schedule, t, t_prev, eta, like, dtype=None):

@@ -19,15 +19,15 @@ def threshold_spec(clip_sample=False, thresholding=False, dynamic_thresholding_r
                    sample_max_value=1.0):
     """Check the thresholding arguments once; returns None (nothing), "clip", or
     ("dynamic", ratio, max_value) — what ``apply_threshold`` takes."""
-    if validate.check_bool("clip_sample", clip_sample) and validate.check_bool("thresholding", thresholding):
+    clip, dynamic = validate.check_bool("clip_sample", clip_sample), validate.check_bool("thresholding", thresholding)
+    if clip and dynamic:
         raise ValueError("clip_sample and thresholding are two ways to bound x̂_0: choose one")
-    validate.check_bool("thresholding", thresholding)
     ratio = validate.finite_number("dynamic_thresholding_ratio", dynamic_thresholding_ratio, low=0, high=1,
                                    low_open=True)
     max_value = validate.finite_number("sample_max_value", sample_max_value, low=1)
-    if thresholding:
+    if dynamic:
         return ("dynamic", ratio, max_value)
-    return "clip" if clip_sample else None
+    return "clip" if clip else None
 
 
 def apply_threshold(x0, spec):

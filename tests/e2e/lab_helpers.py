@@ -88,3 +88,19 @@ def open_and_run_cells(page, lab, relpath: str, cells: list[int], timeout_s: flo
         prompt = cell.locator(".jp-InputArea-prompt")
         prompt.filter(has_text=re.compile(r"\[\d+\]")).wait_for(timeout=timeout_s * 1000)
     page.locator('.jp-StatusBar-TextItem:has-text("| Idle")').wait_for(timeout=30_000)
+
+
+def run_explorer_cells(page, lab, relpath: str, cells: list[int], factory: str, title: str, timeout_s: float = 120):
+    """Run only ``cells`` of ``relpath`` (``open_and_run_cells``; the last one makes the explorer),
+    check that the last cell still calls ``factory`` (the notebook's cells may have moved), and
+    return the explorer's output, scrolled into view. Skips the test when the notebook is missing."""
+    import pytest
+
+    if not (lab["root"] / relpath).is_file():
+        pytest.skip(f"{relpath} is missing")
+    source = page.locator(".jp-Cell").nth(cells[-1]).locator(".cm-content")
+    open_and_run_cells(page, lab, relpath, cells, timeout_s=timeout_s)
+    assert factory in source.inner_text(), f"{relpath}'s cells moved: update CELLS"
+    out = explorer(page, title)
+    out.scroll_into_view_if_needed()
+    return out

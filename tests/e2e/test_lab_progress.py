@@ -5,7 +5,7 @@ cells between cost a minute; nbval runs them all)."""
 import re
 
 import pytest
-from lab_helpers import errors_shown, explorer, open_and_run_cells, shot, slider
+from lab_helpers import errors_shown, run_explorer_cells, shot, slider
 
 pytestmark = pytest.mark.e2e
 NOTEBOOK = "notebooks/04_training.ipynb"
@@ -16,14 +16,8 @@ CELLS = (1, 21, 23)  # 04's cells: imports, load_progress + table, the explorer
 def test_progress_explorer_slider_moves_every_view_in_04(page, lab, artifacts):
     from playwright.sync_api import expect
 
-    if not (lab["root"] / NOTEBOOK).is_file():
-        pytest.skip(f"{NOTEBOOK} is missing")
     try:
-        source = page.locator(".jp-Cell").nth(CELLS[2]).locator(".cm-content")
-        open_and_run_cells(page, lab, NOTEBOOK, list(CELLS), timeout_s=120)
-        assert "training_progress_explorer" in source.inner_text(), "04's cells moved: update CELLS"
-        out = explorer(page, TITLE)
-        out.scroll_into_view_if_needed()
+        out = run_explorer_cells(page, lab, NOTEBOOK, list(CELLS), "training_progress_explorer", TITLE)
         s = slider(out, "snapshot")
         value = s.locator(".widget-readout")
         images = out.locator("img.widget-image")

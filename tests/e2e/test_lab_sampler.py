@@ -2,10 +2,9 @@
 shows "computing" at once, then the newest setting's picture, whose caption names every knob.
 Only 05's setup cell and explorer cell run (the cells between cost minutes; nbval runs them all)."""
 import re
-from pathlib import Path
 
 import pytest
-from lab_helpers import errors_shown, explorer, open_and_run_cells, shot, slider
+from lab_helpers import errors_shown, run_explorer_cells, shot, slider
 
 pytestmark = pytest.mark.e2e
 NOTEBOOK = "notebooks/05_faster_sampling.ipynb"
@@ -16,14 +15,8 @@ CELLS = (1, 20)  # 05's cells: imports + load_pretrained, and the sampler explor
 def test_sampler_explorer_busy_state_and_caption_in_05(page, lab, artifacts):
     from playwright.sync_api import expect
 
-    if not (lab["root"] / NOTEBOOK).is_file():
-        pytest.skip(f"{NOTEBOOK} is missing")
     try:
-        source = page.locator(".jp-Cell").nth(CELLS[1]).locator(".cm-content")
-        open_and_run_cells(page, lab, NOTEBOOK, list(CELLS), timeout_s=120)
-        assert "sampler_explorer" in source.inner_text(), "05's cells moved: update CELLS"
-        out = explorer(page, TITLE)
-        out.scroll_into_view_if_needed()
+        out = run_explorer_cells(page, lab, NOTEBOOK, list(CELLS), "sampler_explorer", TITLE)
         s = slider(out, "steps")
         value, image = s.locator(".widget-readout"), out.locator("img.widget-image").first
         caption = out.locator(".widget-html", has_text=re.compile(r"steps · spacing")).first
