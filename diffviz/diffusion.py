@@ -23,8 +23,6 @@ from .schedules import NoiseSchedule, extract
 from .thresholding import apply_threshold, threshold_spec
 from .variances import check_model_variance, model_log_variance
 
-FIXED_VARIANCES = ("fixed_small", "fixed_large")  # what ``sample`` takes; ddpm_step also "learned_range"
-
 
 class Posterior(NamedTuple):
     mean: torch.Tensor  # (B, ...) μ̃_t(x_t, x_0)
@@ -203,8 +201,8 @@ def ddpm_step(schedule, x_t, t, eps, noise=None, variance="fixed_small", generat
     code and diffusers do; off by default, which is exactly Algorithm 2), or ``thresholding``
     apply dynamic thresholding to it (``diffviz.thresholding``).
     ``variance``: "fixed_small" is σ_t² = β̃_t, "fixed_large" is σ_t² = β_t (Sec. 3.2; diffusers' names),
-    "learned_range" interpolates between them with the network's ``model_variance`` v ∈ [−1, 1]
-    (Nichol & Dhariwal 2021, Eq. 15; ``diffviz.variances``).
+    "learned_range" interpolates between them with the network's raw ``model_variance`` v
+    (v = −1: β̃, v = 1: β; Nichol & Dhariwal 2021, Eq. 15; ``diffviz.variances``).
 
     Args: x_t, eps (B, ...); t int or (B,) in [0, T−1]; noise z (same shape) or ``generator``.
     Returns: StepOutput(prev_sample=x_{t−1}, pred_original_sample=x̂_0).

@@ -16,9 +16,10 @@ from typing import Optional
 import torch
 from torch import nn
 
-from .diffusion import FIXED_VARIANCES, check_schedule, ddim_step_unchecked, ddpm_step_unchecked, predict_x0_unchecked
+from .diffusion import check_schedule, ddim_step_unchecked, ddpm_step_unchecked, predict_x0_unchecked
 from .graphed import GraphedModel
 from .thresholding import threshold_spec
+from .variances import VARIANCE_TYPES, split_model_output
 from .schedules import respace, sampling_timesteps
 from .validate import (check_bool, check_generator, check_labels, check_num_steps, finite_number, float_tensor,
                        one_of, resolve_device)
@@ -59,23 +60,28 @@ def guided_eps(eps_model, x_t, t, y=None, guidance_scale=None):
     ε̂ = ε(x_t, t, ∅) + w · (ε(x_t, t, y) − ε(x_t, t, ∅)),
     so w = 0 is unconditional, w = 1 is plain conditional and w > 1 pushes towards the class.
     ∅ is passed as ``y=None``. ``guidance_scale`` is None or a finite number; it needs ``y``.
+    A learned-variance model's v is split off (``guided_eps_and_variance`` keeps it).
     """
     if guidance_scale is not None:
         guidance_scale = finite_number("guidance_scale", guidance_scale)
         if y is None:
             raise ValueError("guidance_scale needs class labels y")
-    return _guided_eps(eps_model, x_t, t, y, guidance_scale)
+    return guided_eps_and_variance(eps_model, x_t, t, y, guidance_scale)[0]
 
 
-def _guided_eps(eps_model, x_t, t, y, guidance_scale):
+def guided_eps_and_variance(eps_model, x_t, t, y=None, guidance_scale=None):
+    """(ε̂, v) for checked arguments: ε̂ as ``guided_eps``; v, the raw variance output of a
+    ``learn_sigma`` model (None for a model that outputs ε̂ only), is not guided: it comes from the
+    conditional call, or the unconditional one at w = 0 (as GLIDE guides a learned-variance model)."""
     if y is None:
-        return eps_model(x_t, t)
+        return split_model_output(eps_model(x_t, t), x_t)
     if guidance_scale is None or guidance_scale == 1:
-        return eps_model(x_t, t, y)
-    uncond = eps_model(x_t, t, None)
+        return split_model_output(eps_model(x_t, t, y), x_t)
+    uncond, v_uncond = split_model_output(eps_model(x_t, t, None), x_t)
     if guidance_scale == 0:
-        return uncond
-    return uncond + guidance_scale * (eps_model(x_t, t, y) - uncond)
+        return uncond, v_uncond
+    cond, v = split_model_output(eps_model(x_t, t, y), x_t)
+    return uncond + guidance_scale * (cond - uncond), v
 
 
 def _model_device(eps_model, device):
@@ -104,9 +110,13 @@ def _check_x_T(x_T, shape):
         raise ValueError("x_T holds NaN or inf values; start from finite noise, e.g. torch.randn(shape)")
 
 
-def _check_against_model(eps_model, schedule, y):
-    """What the model's own config says (``num_timesteps``, ``num_classes``), checked once here."""
+def _check_against_model(eps_model, schedule, y, variance):
+    """What the model's own config says (``num_timesteps``, ``num_classes``, ``learn_sigma``), checked
+    once here."""
     config = getattr(getattr(eps_model, "_orig_mod", eps_model), "config", None)
+    if variance == "learned_range" and getattr(config, "learn_sigma", True) is False:
+        raise ValueError("variance='learned_range' needs a model that outputs ε̂ and v (learn_sigma=True); "
+                         "this one was built with learn_sigma=False: use 'fixed_small' or 'fixed_large'")
     model_T = getattr(config, "num_timesteps", None)
     if model_T is not None and schedule.num_timesteps > model_T:
         raise ValueError(f"the schedule has T = {schedule.num_timesteps} timesteps but the model was "
@@ -130,10 +140,9 @@ def _check_arguments(eps_model, schedule, shape, sampler, num_steps, eta, genera
     num_steps = check_num_steps(num_steps, schedule.num_timesteps)
     eta = finite_number("eta", eta, low=0)
     check_generator(generator)
-    if variance == "learned_range":
-        raise ValueError("sample() takes variance 'fixed_small' or 'fixed_large'; 'learned_range' needs the "
-                         "network's variance output per step: call ddpm_step(..., model_variance=v)")
-    one_of("variance", variance, FIXED_VARIANCES)
+    one_of("variance", variance, VARIANCE_TYPES)
+    if variance == "learned_range" and sampler != "ddpm":
+        raise ValueError("variance='learned_range' is DDPM's σ_t; DDIM's σ comes from eta (pass sampler='ddpm')")
     for name, flag in flags.items():
         check_bool(name, flag)
     if x_T is not None:
@@ -142,8 +151,18 @@ def _check_arguments(eps_model, schedule, shape, sampler, num_steps, eta, genera
         guidance_scale = finite_number("guidance_scale", guidance_scale)
         if y is None:
             raise ValueError("guidance_scale needs class labels y")
-    num_classes = _check_against_model(eps_model, schedule, y)
+    num_classes = _check_against_model(eps_model, schedule, y, variance)
     return shape, num_steps, eta, guidance_scale, check_labels(y, shape[0], num_classes)
+
+
+def _learned_variance(variance, v):
+    """v for "learned_range" (a model without a v output is an error here, at its first step)."""
+    if variance != "learned_range":
+        return None
+    if v is None:
+        raise ValueError("variance='learned_range' needs a model that outputs ε̂ and v stacked on dim 1 "
+                         "(2C channels, learn_sigma=True); this model returned ε̂ only")
+    return v
 
 
 def _labels(y, batch, device):
@@ -175,7 +194,9 @@ def sample(eps_model, schedule, shape, sampler="ddpm", num_steps=None, eta=0.0, 
     """Generate samples by running the reverse process from x_T ~ N(0, I).
 
     "ddpm": ancestral sampling (Ho et al. 2020, Algorithm 2), σ² from ``variance``; with
-    ``num_steps`` < T the chain is respaced (Nichol & Dhariwal 2021, Sec. 4).
+    ``num_steps`` < T the chain is respaced (Nichol & Dhariwal 2021, Sec. 4). "learned_range" takes
+    v from a ``learn_sigma`` model and interpolates between the β̃ and β of the chain being run
+    (the respaced one with fewer steps, as improved-diffusion does); DDIM uses only ε̂.
     "ddim": Song et al. 2020, Eq. 12 with σ(η) from Eq. 16 (η = ``eta``), over ``num_steps``.
     ``timestep_spacing`` ("trailing", "leading", "linspace") picks the visited timesteps as in
     diffusers; "trailing" starts at t = T − 1, where x_T ~ N(0, I) is the right start.
@@ -233,11 +254,13 @@ def sample(eps_model, schedule, shape, sampler="ddpm", num_steps=None, eta=0.0, 
     try:
         for i, (t_model, (step_t, t_prev)) in enumerate(zip(kept.tolist(), iterator)):
             t_batch = torch.full((shape[0],), t_model, dtype=torch.long, device=device)
-            eps = _guided_eps(model_fn, x, t_batch, y, guidance_scale).to(x.dtype)
+            eps, v = guided_eps_and_variance(model_fn, x, t_batch, y, guidance_scale)
+            eps = eps.to(x.dtype)
             if sampler == "ddim":
                 out = ddim_step_unchecked(schedule, x, step_t, t_prev, eps, eta, None, generator, threshold)
             else:
-                out = ddpm_step_unchecked(step_schedule, x, step_t, eps, None, variance, generator, threshold)
+                out = ddpm_step_unchecked(step_schedule, x, step_t, eps, None, variance, generator, threshold,
+                                          _learned_variance(variance, v))
             if record:
                 x0_hat = out.pred_original_sample
                 if threshold is not None:  # record the unbounded x̂_0 = predict_x0(x_t, ε̂) of the docstring

@@ -30,8 +30,11 @@ class ToyConfig:
     num_classes: int | None = None  # None = unconditional; else labels 0..num_classes-1 (+ null)
     num_timesteps: int = 1000  # T of the training schedule: forward refuses t outside [0, T-1]
     # (a config saved before this field existed loads with the default)
+    learn_sigma: bool = False  # also output v of Nichol & Dhariwal Eq. 15: (B, 2D), ε̂ then v
 
     def __post_init__(self):
+        if not isinstance(self.learn_sigma, bool):
+            raise TypeError(f"learn_sigma must be True or False, got {self.learn_sigma!r}")
         for name in ("data_dim", "hidden", "num_layers", "time_embed_dim", "num_timesteps"):
             positive_int(name, getattr(self, name))
         if self.num_classes is not None:
@@ -55,7 +58,7 @@ class ToyMLP(nn.Module):
         self.blocks = nn.ModuleList(
             nn.Sequential(nn.SiLU(), nn.Linear(H, H), nn.SiLU(), nn.Linear(H, H)) for _ in range(config.num_layers)
         )
-        self.out = nn.Linear(H, config.data_dim)
+        self.out = nn.Linear(H, config.data_dim * (2 if config.learn_sigma else 1))
         self.check_values = True  # read t's and y's values in forward to check them
 
     def forward(self, x, t, y=None):
@@ -66,7 +69,7 @@ class ToyMLP(nn.Module):
               [0, num_classes] (num_classes = null class) as an int or a (B,) integer tensor, or None
               (= null class; must be None for an unconditional model). ``model.check_values = False``
               skips reading t's and y's values (``sample`` checks them once instead).
-        Returns: ε̂ (B, D).
+        Returns: ε̂ (B, D); with ``learn_sigma`` ε̂ and v side by side, (B, 2D).
         """
         cfg = self.config
         if not isinstance(x, torch.Tensor):
@@ -90,4 +93,4 @@ class ToyMLP(nn.Module):
             raise ValueError("y was given but the model is unconditional (num_classes=None); pass y=None")
         for block in self.blocks:
             h = h + block(h)  # (B, H)
-        return self.out(F.silu(h))  # (B, D)
+        return self.out(F.silu(h))  # (B, D), or (B, 2D) with learn_sigma

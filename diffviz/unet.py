@@ -32,7 +32,8 @@ __all__ = ["UNet", "UNetConfig", "PRESETS", "preset", "num_parameters", "shape_t
 @dataclass
 class UNetConfig:
     in_channels: int = 1  # image channels: 1 (grayscale) or 3 (RGB)
-    out_channels: int | None = None  # channels of ε̂; None = in_channels
+    out_channels: int | None = None  # output channels; None = in_channels (ε̂), or 2·in_channels with learn_sigma
+    learn_sigma: bool = False  # also output v, the variance of Nichol & Dhariwal Eq. 15: ε̂ and v stacked (2C channels)
     image_size: int = 28  # H = W of the inputs; decides where attention sits, checked in forward
     base_channels: int = 32  # channels after conv_in; level i has base_channels * channel_mults[i]
     channel_mults: tuple = (1, 2, 2)  # one entry per resolution level; len - 1 downsamplings
@@ -70,8 +71,14 @@ class UNetConfig:
             ch = self.base_channels * mult
             if ch % self.groups:
                 raise ValueError(f"groups={self.groups} must divide every channel count, got {ch} channels")
+        if not isinstance(self.learn_sigma, bool):
+            raise TypeError(f"learn_sigma must be True or False, got {self.learn_sigma!r}")
+        per_channel = 2 if self.learn_sigma else 1  # ε̂, or ε̂ and v
         if self.out_channels is None:
-            self.out_channels = self.in_channels
+            self.out_channels = per_channel * self.in_channels
+        elif self.learn_sigma and self.out_channels != 2 * self.in_channels:
+            raise ValueError(f"learn_sigma=True needs out_channels = 2 * in_channels = {2 * self.in_channels} "
+                             f"(ε̂ and v), got {self.out_channels}")
         if self.time_embed_dim is None:
             self.time_embed_dim = 4 * self.base_channels
 
@@ -189,7 +196,8 @@ class UNet(nn.Module):
               (num_classes = the null class) as an int or a (B,) integer tensor, or None (= null
               class). An unconditional model rejects y. Value checks on tensors read them (a sync on
               a GPU); ``model.check_values = False`` skips them (``sample`` checks once instead).
-        Returns: ε̂ (B, out_channels, H, W).
+        Returns: ε̂ (B, out_channels, H, W); with ``learn_sigma`` ε̂ and v stacked, (B, 2C, H, W)
+        (``diffviz.variances.split_model_output`` splits them).
         """
         t, y = self._check_inputs(x, t, y)
         emb = self.embed(t, y, x.shape[0], x.device)  # (B, E)

@@ -73,7 +73,7 @@ def vlb_term(schedule, x0, x_t, t, eps, variance="fixed_small", model_variance=N
     Code t ≥ 1: KL(q(x_{t−1} | x_t, x_0) ‖ p_θ(x_{t−1} | x_t)). Code t = 0: −log p_θ(x_0 | x_1) under
     the discretized Gaussian decoder (x_0 on the 256 levels of [−1, 1]).
     Args: x0, x_t, eps (B, ...) — eps is the network's ε̂ at (x_t, t); t int or (B,) in [0, T−1];
-          variance one of ``variances.VARIANCE_TYPES``; model_variance (B, ...) in [−1, 1] for "learned_range".
+          variance one of ``variances.VARIANCE_TYPES``; model_variance (B, ...), the raw v, for "learned_range".
     """
     schedule = check_schedule(schedule)
     model_variance = check_model_variance(variance, model_variance, x_t)

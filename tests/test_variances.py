@@ -45,7 +45,7 @@ def test_ddpm_step_learned_range_ends_are_the_fixed_variances_and_t0_adds_no_noi
 @pytest.mark.parametrize("kwargs, message", [
     (dict(variance="learned_range"), r"model_variance is needed with variance='learned_range'"),
     (dict(model_variance=torch.zeros(2, 1, 4, 4)), r"model_variance is needed .* got variance='fixed_small'"),
-    (dict(variance="learned_range", model_variance=torch.full((2, 1, 4, 4), 1.5)), r"must lie in \[-1, 1\]"),
+    (dict(variance="learned_range", model_variance=torch.full((2, 1, 4, 4), float("nan"))), r"model_variance holds NaN"),
     (dict(variance="learned_range", model_variance=torch.zeros(2, 4)), r"must have the shape of x_t \(2, 1, 4, 4\)"),
     (dict(variance="learned"), r"variance must be one of"),
 ])
@@ -55,8 +55,82 @@ def test_ddpm_step_variance_errors_name_the_problem(kwargs, message):
         dv.ddpm_step(dv.linear_schedule(1000), x, 5, x, noise=x, **kwargs)
 
 
-def test_sample_refuses_learned_range_with_a_pointer_to_ddpm_step():
+class WithVariance:
+    """An exact mixture denoiser that also outputs a constant v, as a learn_sigma model would: (B, 2D)."""
+
+    def __init__(self, denoiser, v):
+        self.denoiser, self.v = denoiser, v
+
+    def __call__(self, x_t, t, y=None):
+        eps = self.denoiser(x_t, t)
+        return torch.cat([eps, torch.full_like(eps, self.v)], dim=1)
+
+
+@pytest.mark.parametrize("num_steps", [None, 10])
+def test_sample_learned_range_at_v_minus_one_and_one_is_fixed_small_and_fixed_large(num_steps):
+    """The whole chain, full or respaced: v = −1 is β̃ and v = 1 is β of the chain being run, bit for bit
+    up to float64 → float32 rounding."""
+    schedule = dv.linear_schedule(100)
+    denoiser = dv.GaussianMixtureDenoiser(torch.tensor([[-1.0, 0.0], [1.0, 0.5]]), 0.2, schedule=schedule)
+    for v, fixed in ((-1.0, "fixed_small"), (1.0, "fixed_large")):
+        runs = [dv.sample(model, schedule, (64, 2), num_steps=num_steps, variance=variance,
+                          generator=torch.Generator().manual_seed(3)).sample
+                for model, variance in ((WithVariance(denoiser, v), "learned_range"), (denoiser, fixed))]
+        assert torch.allclose(*runs, atol=1e-5), (v, (runs[0] - runs[1]).abs().max())
+
+
+def test_sample_learned_range_between_the_ends_spreads_between_them():
+    """v = 0 (the geometric mean of β̃ and β) gives a final spread between the two fixed variances'."""
+    schedule = dv.linear_schedule(100)
+    denoiser = dv.GaussianMixtureDenoiser(torch.zeros(1, 2), 0.3, schedule=schedule)
+    spread = {v: dv.sample(WithVariance(denoiser, v), schedule, (4000, 2), num_steps=5, variance="learned_range",
+                           generator=torch.Generator().manual_seed(0)).sample.std().item() for v in (-1.0, 0.0, 1.0)}
+    assert spread[-1.0] < spread[0.0] < spread[1.0], spread
+
+
+def test_guidance_is_applied_to_eps_only_and_v_comes_from_the_conditional_call():
+    calls = []
+
+    def model(x_t, t, y=None):
+        calls.append(y)
+        eps = torch.full_like(x_t, 1.0 if y is None else 3.0)
+        return torch.cat([eps, torch.full_like(x_t, -0.5 if y is None else 0.25)], dim=1)
+
+    x = torch.zeros(2, 2)
+    eps, v = dv.sampling.guided_eps_and_variance(model, x, torch.zeros(2, dtype=torch.long), torch.ones(2, dtype=torch.long), 2.0)
+    assert torch.equal(eps, torch.full_like(x, 1.0 + 2.0 * (3.0 - 1.0))) and torch.equal(v, torch.full_like(x, 0.25))
+    assert torch.equal(dv.guided_eps(model, x, 0, torch.ones(2, dtype=torch.long), 2.0), eps)  # v split off
+    eps0, v0 = dv.sampling.guided_eps_and_variance(model, x, 0, torch.ones(2, dtype=torch.long), 0.0)
+    assert torch.equal(eps0, torch.ones_like(x)) and torch.equal(v0, torch.full_like(x, -0.5))
+
+
+def test_ddim_uses_eps_of_a_learned_variance_model():
+    schedule = dv.linear_schedule(50)
+    denoiser = dv.GaussianMixtureDenoiser(torch.zeros(1, 2), 0.3, schedule=schedule)
+    runs = [dv.sample(m, schedule, (8, 2), sampler="ddim", num_steps=10, generator=torch.Generator().manual_seed(1)).sample
+            for m in (WithVariance(denoiser, 0.7), denoiser)]
+    assert torch.equal(*runs)
+
+
+def test_sample_learned_range_errors_name_the_problem():
     schedule = dv.linear_schedule(10)
-    model = dv.GaussianMixtureDenoiser(torch.zeros(1, 2), 0.5, schedule=schedule)
-    with pytest.raises(ValueError, match=r"'learned_range' needs .* ddpm_step\(\.\.\., model_variance=v\)"):
-        dv.sample(model, schedule, (2, 2), variance="learned_range")
+    denoiser = dv.GaussianMixtureDenoiser(torch.zeros(1, 2), 0.5, schedule=schedule)
+    with pytest.raises(ValueError, match=r"'learned_range' needs a model that outputs ε̂ and v .* returned ε̂ only"):
+        dv.sample(denoiser, schedule, (2, 2), variance="learned_range")
+    with pytest.raises(ValueError, match=r"DDIM's σ comes from eta"):
+        dv.sample(WithVariance(denoiser, 0.0), schedule, (2, 2), sampler="ddim", variance="learned_range")
+    with pytest.raises(ValueError, match=r"learn_sigma=False"):
+        dv.sample(dv.ToyMLP(dv.ToyConfig(num_timesteps=10)), schedule, (2, 2), variance="learned_range")
+    with pytest.raises(ValueError, match=r"returned shape \(2, 3\) for an input of shape \(2, 2\)"):
+        dv.sample(lambda x, t: torch.zeros(2, 3), schedule, (2, 2))
+
+
+def test_learn_sigma_models_output_eps_and_v():
+    unet = dv.UNet(dv.unet.preset("tiny", learn_sigma=True))
+    assert unet.config.out_channels == 2 and unet(torch.zeros(3, 1, 28, 28), 5).shape == (3, 2, 28, 28)
+    toy = dv.ToyMLP(dv.ToyConfig(learn_sigma=True))
+    assert toy(torch.zeros(3, 2), 5).shape == (3, 4)
+    with pytest.raises(ValueError, match=r"learn_sigma=True needs out_channels = 2 \* in_channels = 2"):
+        dv.UNetConfig(learn_sigma=True, out_channels=1)
+    with pytest.raises(TypeError, match=r"learn_sigma must be True or False"):
+        dv.ToyConfig(learn_sigma="yes")
