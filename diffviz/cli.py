@@ -77,6 +77,8 @@ def add_sample_command(subparsers, common):
     a("--spacing", choices=("trailing", "leading", "linspace"), default="trailing",
       help="which timesteps the steps visit (default trailing)")
     a("--eta", type=opt.non_negative_float, default=0.0, help="DDIM eta (0 = deterministic)")
+    a("--variance", choices=("fixed_small", "fixed_large", "learned_range"), default="fixed_small",
+      help="DDPM's σ²: β̃ (default), β, or the model's own (learned_range; a --learn-sigma model)")
     a("--seed", type=opt.non_negative_int, default=0)
     a("--class", dest="class_label", type=int, help="class label for a conditional model")
     a("--guidance", type=opt.non_negative_float, help="classifier-free guidance scale w (1 = plain conditional)")
@@ -109,6 +111,8 @@ def run_sample(args) -> int:
         raise ValueError(f"--checkpoint {path}: no checkpoint folder or exported model (PREFIX.json) there")
     num_steps = check_num_steps(args.steps, schedule.num_timesteps, name="--steps")
     cfg = model.config
+    if args.variance == "learned_range" and (args.sampler != "ddpm" or not getattr(cfg, "learn_sigma", False)):
+        raise ValueError("--variance learned_range needs --sampler ddpm and a model trained with --learn-sigma")
     shape = (args.n, cfg.data_dim) if hasattr(cfg, "data_dim") else (args.n, cfg.in_channels, cfg.image_size,
                                                                       cfg.image_size)
     y = None
@@ -124,7 +128,7 @@ def run_sample(args) -> int:
     generator = torch.Generator(device).manual_seed(args.seed)
     traj = sample(model, schedule, shape, sampler=args.sampler, num_steps=num_steps, eta=args.eta,
                   generator=generator, device=device, y=y, guidance_scale=args.guidance, record=False,
-                  timestep_spacing=args.spacing)
+                  timestep_spacing=args.spacing, variance=args.variance)
     if out.suffix == ".npy" or len(shape) == 2:
         import numpy as np
         if out.suffix != ".npy":

@@ -84,6 +84,8 @@ def train_args(parser):
     a("--warmup", dest="warmup_steps", type=non_negative_int, help="linear warm-up steps (default 100)")
     a("--lr-schedule", choices=("constant", "cosine"), help="after warm-up: constant (default) or cosine to 0")
     a("--min-snr-gamma", type=positive_float, help="min-SNR-γ loss weighting (Hang et al. 2023; e.g. 5); default off")
+    a("--learn-sigma", action="store_true", default=None,
+      help="also learn the variance (Nichol & Dhariwal Eq. 15), trained with L_hybrid; sample with --variance learned_range")
     a("--grad-clip", type=non_negative_float, help="gradient norm clip (default 1.0; 0 = off)")
     a("--ema-decay", type=unit_interval, help="EMA decay (default 0.999)")
     a("--seed", type=non_negative_int, help="random seed (default 0)")

@@ -32,6 +32,8 @@ class TrainConfig:
     warmup_steps: int = 100  # linear learning-rate warm-up from 0 over this many steps
     lr_schedule: str = "constant"  # after warm-up: "constant" (Ho et al. 2020) or "cosine" (decays to 0 at `steps`)
     min_snr_gamma: float | None = None  # loss weight min(SNR_t, γ)/SNR_t per example (Hang et al. 2023); None = off
+    learn_sigma: bool = False  # the model also outputs v (Nichol & Dhariwal Eq. 15) and trains with L_hybrid
+    vlb_weight: float = 0.001  # λ of L_hybrid = L_simple + λ·L_vlb (diffviz.losses); used with learn_sigma
     grad_clip: float | None = 1.0  # clip the gradient's global norm to this (None or 0 = off)
     ema_decay: float = 0.999  # EMA decay; the effective decay is min(ema_decay, (1+n)/(10+n))
     seed: int = 0  # seeds data order, t, ε, label dropout, model init and dropout
@@ -71,6 +73,14 @@ class TrainConfig:
             raise ValueError(f"label_dropout must be in [0, 1) or None, got {self.label_dropout!r}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"unknown lr_schedule {self.lr_schedule!r}; use one of {', '.join(LR_SCHEDULES)}")
+        if not isinstance(self.learn_sigma, bool):
+            raise TypeError(f"learn_sigma must be True or False, got {self.learn_sigma!r}")
+        finite_number("vlb_weight", self.vlb_weight, low=0)
+        if "learn_sigma" in self.model_overrides:
+            raise ValueError("set learn_sigma on the TrainConfig (it also picks the loss), not in model_overrides")
+        if self.learn_sigma and self.fast:
+            raise ValueError("fast=True cannot train learn_sigma models yet (the L_vlb term is not graph-safe); "
+                             "use fast=False")
         if self.min_snr_gamma is not None:
             finite_number("min_snr_gamma", self.min_snr_gamma, low=0, low_open=True)
         if self.sample_steps is not None:  # never clamped silently
@@ -85,7 +95,7 @@ class TrainConfig:
 @dataclass
 class TrainEvent:
     step: int  # optimizer steps done so far
-    loss: float  # mean L_simple over the steps since the previous event
+    loss: float  # mean loss (L_simple, or L_hybrid with learn_sigma) over the steps since the previous event
     lr: float  # learning rate of the last step
     images_seen: int  # training examples seen so far
     elapsed: float  # seconds spent in fit() so far (continues across resumes)
@@ -99,12 +109,12 @@ def build_model(config: TrainConfig, data_shape: tuple, num_classes: int | None)
         if len(data_shape) != 1:
             raise ValueError(f"model 'toy' needs (N, D) data, got examples of shape {data_shape}")
         return ToyMLP(ToyConfig(data_dim=data_shape[0], num_classes=num_classes, num_timesteps=config.num_timesteps,
-                                **config.model_overrides))
+                                learn_sigma=config.learn_sigma, **config.model_overrides))
     if len(data_shape) != 3 or data_shape[1] != data_shape[2]:
         raise ValueError(f"model {name!r} needs square (C, H, W) images, got examples of shape {data_shape}")
     C, H, _ = data_shape
     return UNet(preset(name, in_channels=C, image_size=H, num_classes=num_classes, num_timesteps=config.num_timesteps,
-                       **config.model_overrides))
+                       learn_sigma=config.learn_sigma, **config.model_overrides))
 
 
 def learning_rate(config: TrainConfig, peak: float, step: int) -> float:

@@ -1,4 +1,4 @@
-"""Training an ε-model with L_simple (Ho et al. 2020, Algorithm 1).
+"""Training an ε-model with L_simple (Ho et al. 2020, Algorithm 1), or L_hybrid (``diffviz.losses``).
 
     repeat:  x_0 ~ data,  t ~ Uniform{0, …, T-1},  ε ~ N(0, I)
              take a gradient step on  ‖ε − ε_θ(√ᾱ_t·x_0 + √(1−ᾱ_t)·ε, t)‖²
@@ -20,11 +20,11 @@ import time
 from contextlib import contextmanager, nullcontext
 
 import torch
-import torch.nn.functional as F
 
 from . import distributed, fast, runs
 from .data import load_dataset
 from .diffusion import q_sample_tables, q_sample_from_tables, q_sample
+from .losses import diffusion_loss
 from .sampling import sample
 from .schedules import get_schedule
 from .toy import ToyMLP
@@ -59,7 +59,7 @@ class Trainer(TrainerCheckpoints):
         self.config = config
         self.dist = distributed.info()  # rank and world size: rank 0 of 1 unless launched by torchrun
         self.device = distributed.rank_device(resolve_device(config.device), self.dist)
-        self.use_fast = config.fast if config.fast is not None else self.device.type == "cuda"
+        self.use_fast = config.fast if config.fast is not None else self.device.type == "cuda" and not config.learn_sigma
         if config.batch_size % self.dist.world_size:
             raise ValueError(f"batch_size={config.batch_size} (the total batch) must be divisible by the "
                              f"number of processes, {self.dist.world_size}")
@@ -155,7 +155,8 @@ class Trainer(TrainerCheckpoints):
         return self.data_x[idx], (self.data_y[idx] if self.data_y is not None else None)
 
     def compute_loss(self, x0, y=None) -> torch.Tensor:
-        """L_simple = ‖ε − ε_θ(√ᾱ_t x_0 + √(1−ᾱ_t) ε, t)‖² on one batch (Ho et al. 2020, Eq. 14).
+        """L_simple = ‖ε − ε_θ(√ᾱ_t x_0 + √(1−ᾱ_t) ε, t)‖² on one batch (Ho et al. 2020, Eq. 14), or
+        L_hybrid for a model that also outputs v (``diffviz.losses``).
 
         Args: x0 (B, C, H, W) or (B, D) data on the device; y (B,) int64 labels or None.
         Returns: the loss, a 0-dim tensor, not yet backpropagated.
@@ -177,11 +178,8 @@ class Trainer(TrainerCheckpoints):
         # the fast path needs cache_enabled=False: autocast's weight cache cannot live in a CUDA graph
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16,
                             cache_enabled=not self.use_fast):
-            eps_pred = self.train_model(x_t, t) if y is None else self.train_model(x_t, t, y)
-        if self._loss_weights is None:
-            return F.mse_loss(eps_pred.float(), noise)
-        per_example = (eps_pred.float() - noise).pow(2).flatten(1).mean(1)  # (B,)
-        return (self._loss_weights[t] * per_example).mean()  # min-SNR-γ (train_config.min_snr_weights)
+            output = self.train_model(x_t, t) if y is None else self.train_model(x_t, t, y)
+        return diffusion_loss(self.schedule, output, noise, x0, x_t, t, self._loss_weights, self.config.vlb_weight)
 
     def train_step(self, x0, y=None, lr=None, ema_weight=None) -> torch.Tensor:
         """One optimizer step on L_simple (``compute_loss``): AdamW, warm-up, clipping, EMA.

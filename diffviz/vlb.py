@@ -78,11 +78,12 @@ def vlb_term(schedule, x0, x_t, t, eps, variance="fixed_small", model_variance=N
     schedule = check_schedule(schedule)
     model_variance = check_model_variance(variance, model_variance, x_t)
     t = check_step_inputs(schedule, t, x_t=x_t, x0=x0, eps=eps)
-    return _vlb_term(schedule, x0.double(), x_t.double(), t, eps.double(), variance, model_variance)
+    return vlb_term_unchecked(schedule, x0.double(), x_t.double(), t, eps.double(), variance, model_variance)
 
 
-def _vlb_term(schedule, x0, x_t, t, eps, variance, model_variance):
-    """``vlb_term`` in float64 for checked arguments."""
+def vlb_term_unchecked(schedule, x0, x_t, t, eps, variance, model_variance):
+    """``vlb_term`` for checked float64 arguments (``elbo`` and the L_hybrid loss call it per step);
+    differentiable in ``eps`` and ``model_variance``."""
     true_mean, true_var = q_posterior_unchecked(schedule, x0, x_t, t)
     model_mean = q_posterior_unchecked(schedule, predict_x0_unchecked(schedule, x_t, t, eps), x_t, t).mean
     log_var = model_log_variance(schedule, t, x_t, variance, model_variance)
@@ -137,7 +138,7 @@ def elbo(eps_model, schedule, x0, y=None, num_timesteps_sampled=None, variance="
         model_variance = None
         if variance == "learned_range":
             out, model_variance = out.chunk(2, dim=1)
-        terms.append(_vlb_term(schedule, x0_64, x_t.double(), t_batch, out.double(), variance,
+        terms.append(vlb_term_unchecked(schedule, x0_64, x_t.double(), t_batch, out.double(), variance,
                                None if model_variance is None else model_variance.double()))
     terms = torch.stack(terms)  # (K, B)
     prior = prior_bpd(schedule, x0)
