@@ -61,7 +61,7 @@ class LangevinOutput(NamedTuple):
     levels: Optional[torch.Tensor]  # (L, *shape) the state at the end of each level (record=True), else None
 
 
-def ddpm_score_ladder(eps_model, schedule, num_levels, timestep_spacing="trailing") -> ScoreLadder:
+def ddpm_score_ladder(eps_model, schedule, num_levels, timestep_spacing="linspace") -> ScoreLadder:
     """A DDPM ε-model as a noise-conditional score model (the VP → VE correspondence).
 
     For timestep t, x̃ = x_t/√ᾱ_t = x_0 + σ_t·ε with σ_t = √((1 − ᾱ_t)/ᾱ_t), and
@@ -70,6 +70,9 @@ def ddpm_score_ladder(eps_model, schedule, num_levels, timestep_spacing="trailin
     Args: eps_model(x_t (B, ...), t (B,) int64) → ε̂ (B, ...): a trained model, or any callable such as
           ``oracle.GaussianMixtureDenoiser``; num_levels L in [1, T]: the levels sit at the timesteps
           ``sampling_timesteps(T, L, timestep_spacing)`` visits (largest t, hence largest σ, first).
+          The default "linspace" spans t = T − 1 to t = 0, so the last level has the smallest σ the
+          schedule knows (√(β_1/(1 − β_1)) = 0.01 for the linear one, Song & Ermon's σ_L); "trailing"
+          would stop at t = T/L − 1, a much noisier last level.
     Returns: ScoreLadder(sigmas, timesteps, score_fn) with score_fn(x̃, i) for level i in [0, L−1].
     """
     if not callable(eps_model):

@@ -146,3 +146,16 @@ def test_slerp_falls_back_to_lerp_when_parallel_or_opposite():
         dv.slerp(a, b, 1.5)
     with pytest.raises(ValueError, match="a must have at least 2 dimension"):
         dv.slerp(a[0], b[0], 0.5)
+
+
+def test_round_trip_with_the_shipped_trained_model():
+    model, schedule, _ = dv.load_pretrained()
+    digits = dv.load_dataset("mnist-5k", split="test", n=4, seed=0)
+    x0, y = digits.x[:2], digits.y[:2]  # (2, 1, 28, 28) in [-1, 1]
+    errors = []
+    for K in (10, 25):
+        inv = dv.ddim_invert(model, schedule, x0, num_steps=K, y=y)
+        back = dv.sample(model, schedule, x0.shape, sampler="ddim", num_steps=K, x_T=inv.x_T, y=y,
+                         record=False).sample
+        errors.append((back - x0).pow(2).mean().sqrt().item())
+    assert errors[1] < errors[0] < 0.5, errors

@@ -93,6 +93,16 @@ def test_ddpm_score_ladder_runs_a_network_and_checks_its_arguments():
         dv.ddpm_score_ladder("model", SCHED, 5)
 
 
+def test_ddpm_score_ladder_runs_the_shipped_trained_model():
+    model, schedule, _ = dv.load_pretrained()
+    y = torch.tensor([3, 7])
+    ladder = dv.ddpm_score_ladder(lambda x, t: model(x, t, y), schedule, 5)  # a conditional model, y fixed
+    out = dv.annealed_langevin(ladder.score_fn, (2, 1, 28, 28), ladder.sigmas, steps_per_level=3, step_size=1e-4,
+                               generator=gen(), record=True)
+    assert out.sample.shape == (2, 1, 28, 28) and out.levels.shape == (5, 2, 1, 28, 28)
+    assert torch.isfinite(out.levels).all()
+
+
 def langevin_moments(sigmas, steps, step_size, mu, s2, var0):
     """Mean and variance of annealed Langevin on N(μ, s²), started at N(0, var0), by the scalar
     recursion of the affine step x ← a·x + (1 − a)·μ + √α·z, a = 1 − α/(2(s² + σ²)) (the score of
