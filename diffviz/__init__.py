@@ -27,6 +27,8 @@ from .sampling import Trajectory, guided_eps, sample
 from .vlb import ELBO, elbo, prior_bpd, vlb_term
 from .thresholding import dynamic_threshold
 from .oracle import GaussianMixtureDenoiser
+from .score import LangevinOutput, ScoreLadder, annealed_langevin, ddpm_score_ladder, eps_from_score, score_from_eps
+from .inversion import Inversion, ddim_invert, slerp
 from .data import load_dataset, load_image, list_datasets
 from .unet import UNet, UNetConfig, num_parameters, shape_tour, timestep_embedding
 from .toy import ToyConfig, ToyMLP
