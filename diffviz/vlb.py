@@ -27,7 +27,7 @@ from . import validate
 from .diffusion import (check_schedule, check_step_inputs, predict_x0_unchecked, q_posterior_unchecked,
                         q_sample_from_tables, q_sample_tables)
 from .schedules import extract
-from .variances import VARIANCE_TYPES, check_model_variance, model_log_variance
+from .variances import VARIANCE_TYPES, check_model_variance, model_log_variance, split_model_output
 
 HALF_BIN = 1.0 / 255.0  # half the width of one of the 256 pixel levels on [−1, 1]
 
@@ -113,7 +113,8 @@ def elbo(eps_model, schedule, x0, y=None, num_timesteps_sampled=None, variance="
     estimated without bias by T · mean of the K terms, but with a large variance: the smallest t
     carry most of the bound (for the shipped model the decoder at t = 0 alone is over 40% of it), so a
     draw that hits t = 0 jumps. Each term draws its own ε for x_t.
-    "learned_range" models return (ε̂, v) stacked on the channel dimension (2C channels).
+    A ``learn_sigma`` model returns ε̂ and v stacked on dim 1 (2C channels): "learned_range" uses its
+    v, a fixed variance ignores it.
     """
     schedule = check_schedule(schedule)
     validate.one_of("variance", variance, VARIANCE_TYPES)
@@ -134,12 +135,13 @@ def elbo(eps_model, schedule, x0, y=None, num_timesteps_sampled=None, variance="
         eps = torch.randn(x0.shape, generator=generator, device="cpu").to(x0)
         t_batch = torch.full((x0.shape[0],), t, dtype=torch.long, device=x0.device)
         x_t = q_sample_from_tables(tables, x0, t_batch, eps)  # Eq. 4
-        out = eps_model(x_t, t_batch) if y is None else eps_model(x_t, t_batch, y)
-        model_variance = None
-        if variance == "learned_range":
-            out, model_variance = out.chunk(2, dim=1)
+        out, v = split_model_output(eps_model(x_t, t_batch) if y is None else eps_model(x_t, t_batch, y), x_t)
+        if variance != "learned_range":
+            v = None  # a learn_sigma model scored with a fixed variance: its v is not used
+        elif v is None:
+            raise ValueError("variance='learned_range' needs a model that outputs ε̂ and v (2C channels, learn_sigma)")
         terms.append(vlb_term_unchecked(schedule, x0_64, x_t.double(), t_batch, out.double(), variance,
-                               None if model_variance is None else model_variance.double()))
+                                        None if v is None else v.double()))
     terms = torch.stack(terms)  # (K, B)
     prior = prior_bpd(schedule, x0)
     body = terms.sum(0) if num_timesteps_sampled is None else T * terms.mean(0)

@@ -134,3 +134,18 @@ def test_learn_sigma_models_output_eps_and_v():
         dv.UNetConfig(learn_sigma=True, out_channels=1)
     with pytest.raises(TypeError, match=r"learn_sigma must be True or False"):
         dv.ToyConfig(learn_sigma="yes")
+
+
+def test_elbo_of_a_learned_variance_model_uses_v_only_with_learned_range():
+    """v = −1 scored with "learned_range" is the ε-only model scored with "fixed_small"; a fixed
+    variance ignores v."""
+    schedule = dv.linear_schedule(20)
+    denoiser = dv.GaussianMixtureDenoiser(torch.zeros(1, 4), 0.5, schedule=schedule)
+    x0 = torch.randint(0, 256, (3, 4), generator=torch.Generator().manual_seed(0)).float() / 127.5 - 1
+    bound = lambda model, variance: dv.elbo(model, schedule, x0, variance=variance, progress=False,  # noqa: E731
+                                            generator=torch.Generator().manual_seed(5)).total
+    reference = bound(denoiser, "fixed_small")
+    assert torch.allclose(bound(WithVariance(denoiser, -1.0), "learned_range"), reference, atol=1e-5)
+    assert torch.equal(bound(WithVariance(denoiser, 0.3), "fixed_small"), reference)
+    with pytest.raises(ValueError, match=r"needs a model that outputs ε̂ and v"):
+        bound(denoiser, "learned_range")
