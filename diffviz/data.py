@@ -24,10 +24,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .toy_data import TOY_DATASETS, TOY_NUM_CLASSES, TOY_SPLITS, GaussianMixtureParams, gaussian_mixture_params, toy_points
+from .toy_data import (TOY_DATASETS, TOY_NUM_CLASSES, TOY_SPLITS, GaussianMixtureParams, gaussian_mixture_params,
+                       mixture_spread, toy_points)
 from .validate import check_bool, positive_int
 
-__all__ = ["Dataset", "GaussianMixtureParams", "gaussian_mixture_params", "list_datasets", "data_dir",
+__all__ = ["Dataset", "GaussianMixtureParams", "gaussian_mixture_params", "mixture_spread", "list_datasets", "data_dir",
            "load_dataset", "load_image", "TOY_DATASETS", "BUNDLED_DATASETS", "TORCHVISION_DATASETS"]
 
 BUNDLED_DATASETS = ("digits", "mnist-5k")

@@ -10,11 +10,14 @@ relates ε to the score). A single Gaussian is the one-component case.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 
-from .schedules import NoiseSchedule
-from .validate import check_generator, check_timesteps, float_tensor, positive_int
+from .diffusion import check_schedule, predict_x0, q_sample
+from .schedules import NoiseSchedule, respace, sampling_timesteps
+from .validate import check_generator, check_num_steps, check_timesteps, float_tensor, positive_int
+from .variances import split_model_output
 
 
 def _float64(name, value) -> torch.Tensor:
@@ -102,3 +105,47 @@ class GaussianMixtureDenoiser:
         k = torch.multinomial(self.weights, n, replacement=True, generator=generator)
         z = torch.randn(n, self.means.shape[1], generator=generator, dtype=torch.float64)
         return self.means[k] + self.stds[k, None] * z
+
+
+class OptimalVariance(NamedTuple):
+    """Per step of a DDPM chain, in the order ``sample`` runs it (descending t); all (S,) float64."""
+
+    timesteps: torch.Tensor  # training timestep the model is called with at each step
+    posterior_variance: torch.Tensor  # β̃ of the chain's step ("fixed_small"); 0 at the last step
+    betas: torch.Tensor  # β of the chain's step ("fixed_large")
+    optimal: torch.Tensor  # σ*², the variance that makes p(x_{t−1} | x_t) closest to q(x_{t−1} | x_t)
+
+
+@torch.no_grad()
+def optimal_variance(eps_model, schedule, x0, num_steps=None, generator=None) -> OptimalVariance:
+    """The best single σ² for each step of the DDPM chain that ``sample(..., num_steps=num_steps)`` runs,
+    for a model whose mean is built from ε̂ (Ho et al. 2020, Eq. 11), estimated on the data ``x0``.
+
+    The true reverse step q(x_{t−1} | x_t) averages the posterior N(μ̃(x_t, x_0), β̃ I) (Ho et al., Eqs. 6–7)
+    over x_0 ~ q(x_0 | x_t), so its covariance is β̃ I + c² Cov(x_0 | x_t), c = √ᾱ_{t−1} β_t / (1 − ᾱ_t).
+    A Gaussian with that mean and variance σ² I is closest in KL (averaged over x_t) when σ² is the
+    average variance per dimension:  σ*² = β̃_t + c² · E‖x_0 − x̂_0(x_t)‖² / d,  with x̂_0 from ε̂
+    (the same moment matching as Bao et al. 2022, "Analytic-DPM", Theorem 1). With the exact denoiser
+    x̂_0 = E[x_0 | x_t]: data fixed by x_t gives β̃, data ~ N(0, I) gives exactly β.
+    With ``num_steps`` < T the chain is the respaced one (β̃, β and c of its own steps).
+
+    Args: eps_model(x_t, t) → ε̂ (or ε̂ and v, which is ignored); x0 (N, ...) samples of the data,
+          in the dtype the model takes; one fresh ε per step from ``generator``.
+    """
+    check_schedule(schedule)
+    x0 = float_tensor("x0", x0, min_ndim=2)
+    T = schedule.num_timesteps
+    num_steps = check_num_steps(T if num_steps is None else num_steps, T)
+    check_generator(generator)
+    kept = sampling_timesteps(T, num_steps, "trailing").flip(0)  # ascending: chain step j ↔ kept[j]
+    chain = schedule if num_steps == T else respace(schedule, kept)
+    c = chain.alphas_cumprod_prev.sqrt() * chain.betas / (1 - chain.alphas_cumprod)  # (S,) x_0's weight in μ̃
+    mse = torch.empty(num_steps, dtype=torch.float64)
+    for j, t in enumerate(kept.tolist()):
+        t_batch = torch.full((x0.shape[0],), t, dtype=torch.long, device=x0.device)
+        x_t = q_sample(schedule, x0, t_batch, torch.randn(x0.shape, generator=generator, dtype=torch.float64).to(x0))
+        eps = split_model_output(eps_model(x_t, t_batch), x_t)[0]
+        x0_hat = predict_x0(schedule, x_t.double(), t_batch, eps.double())
+        mse[j] = (x0.double() - x0_hat).pow(2).mean()  # E‖x_0 − x̂_0‖² / d
+    optimal = chain.posterior_variance + c ** 2 * mse
+    return OptimalVariance(kept.flip(0), chain.posterior_variance.flip(0), chain.betas.flip(0), optimal.flip(0))
