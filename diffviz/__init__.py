@@ -26,7 +26,9 @@ from .diffusion import (
 from .sampling import Trajectory, guided_eps, sample
 from .vlb import ELBO, elbo, prior_bpd, vlb_term
 from .thresholding import dynamic_threshold
-from .oracle import GaussianMixtureDenoiser
+from .oracle import GaussianMixtureDenoiser, OptimalVariance, optimal_variance, with_optimal_variance
+from .variances import split_model_output
+from .losses import diffusion_loss
 from .score import LangevinOutput, ScoreLadder, annealed_langevin, ddpm_score_ladder, eps_from_score, score_from_eps
 from .inversion import Inversion, ddim_invert, slerp
 from .data import load_dataset, load_image, list_datasets

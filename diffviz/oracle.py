@@ -115,6 +115,14 @@ class OptimalVariance(NamedTuple):
     betas: torch.Tensor  # β of the chain's step ("fixed_large")
     optimal: torch.Tensor  # σ*², the variance that makes p(x_{t−1} | x_t) closest to q(x_{t−1} | x_t)
 
+    @property
+    def fraction(self) -> torch.Tensor:
+        """f* = (log σ*² − log β̃)/(log β − log β̃): where σ*² sits between β̃ (0) and β (1) in log space,
+        the f of Nichol & Dhariwal's Eq. 15; NaN at the last step, where β̃ = 0 (no noise is added there)."""
+        log_tilde = self.posterior_variance.log()
+        f = (self.optimal.log() - log_tilde) / (self.betas.log() - log_tilde)
+        return torch.where(self.posterior_variance > 0, f, torch.full_like(f, float("nan")))
+
 
 @torch.no_grad()
 def optimal_variance(eps_model, schedule, x0, num_steps=None, generator=None) -> OptimalVariance:
@@ -149,3 +157,21 @@ def optimal_variance(eps_model, schedule, x0, num_steps=None, generator=None) ->
         mse[j] = (x0.double() - x0_hat).pow(2).mean()  # E‖x_0 − x̂_0‖² / d
     optimal = chain.posterior_variance + c ** 2 * mse
     return OptimalVariance(kept.flip(0), chain.posterior_variance.flip(0), chain.betas.flip(0), optimal.flip(0))
+
+
+def with_optimal_variance(eps_model, optimal: OptimalVariance):
+    """A learned-variance model made from an ε-model and ``optimal_variance``'s σ*²: it returns ε̂ and
+    v = 2f* − 1 stacked (2C channels), so ``sample(..., variance="learned_range", num_steps=S)`` on the
+    same chain adds exactly σ*² at every step (v = 0 at the last step, which adds no noise)."""
+    if not isinstance(optimal, OptimalVariance):
+        raise TypeError(f"optimal must be an OptimalVariance (from optimal_variance), got {type(optimal).__name__}")
+    v_of_t = dict(zip(optimal.timesteps.tolist(), (2 * optimal.fraction.nan_to_num(0.5) - 1).tolist()))
+
+    def model(x_t, t, y=None):
+        eps = eps_model(x_t, t) if y is None else eps_model(x_t, t, y)
+        t_value = int(torch.as_tensor(t).reshape(-1)[0])
+        if t_value not in v_of_t:
+            raise ValueError(f"t={t_value} is not a step of the chain σ*² was computed for ({len(v_of_t)} steps)")
+        return torch.cat([eps, torch.full_like(eps, v_of_t[t_value])], dim=1)
+
+    return model

@@ -188,3 +188,23 @@ def test_mixture_spread_of_real_points_is_the_component_std():
     assert mixture_spread(params.means, params) == (0.0, 0.0)
     with pytest.raises(ValueError, match=r"points must have shape \(N, 2\)"):
         mixture_spread(torch.zeros(3, 3), params)
+
+
+def test_with_optimal_variance_makes_sample_add_exactly_sigma_star():
+    """learned_range with v = 2f* − 1 reproduces σ*²: one DDPM step from a fixed x_t and z, by hand."""
+    from diffviz.oracle import optimal_variance, with_optimal_variance
+    schedule = dv.linear_schedule(100)
+    denoiser = dv.GaussianMixtureDenoiser(torch.tensor([[-1.0, 0.0], [1.0, 0.0]]), 0.2, schedule=schedule)
+    x0 = denoiser.sample_data(2000, generator=torch.Generator().manual_seed(0))
+    optimal = optimal_variance(denoiser, schedule, x0, num_steps=5, generator=torch.Generator().manual_seed(1))
+    assert torch.isnan(optimal.fraction[-1]) and ((optimal.fraction[:-1] > 0) & (optimal.fraction[:-1] < 1)).all()
+    model = with_optimal_variance(denoiser, optimal)
+    chain = dv.respace(schedule, optimal.timesteps)
+    x_t, z = torch.randn(4, 2, dtype=torch.float64), torch.randn(4, 2, dtype=torch.float64)
+    t_model, i = int(optimal.timesteps[1]), 3  # the second step run is chain index 3 of 0..4
+    eps, v = model(x_t, torch.full((4,), t_model)).chunk(2, dim=1)
+    step = dv.ddpm_step(chain, x_t, i, eps, noise=z, variance="learned_range", model_variance=v)
+    mean = dv.ddpm_step(chain, x_t, i, eps, noise=torch.zeros_like(z)).prev_sample
+    assert torch.allclose(step.prev_sample, mean + optimal.optimal[1].sqrt() * z, atol=1e-10)
+    with pytest.raises(ValueError, match=r"t=3 is not a step of the chain"):
+        model(x_t, torch.full((4,), 3))
