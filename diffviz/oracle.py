@@ -91,6 +91,15 @@ class GaussianMixtureDenoiser:
         log_p = torch.log(self.weights)[None] - 0.5 * sq / var - 0.5 * x.shape[1] * torch.log(var)
         return torch.softmax(log_p, dim=1)
 
+    def log_prob(self, x_t, t):
+        """log q_t(x_t) = log Σ_k w_k N(x_t; √ᾱ_t μ_k, v_k I), (B,) float64, differentiable in x_t: its
+        gradient is the score ∇ log q_t that ε* rescales, ε* = −√(1 − ᾱ_t) · ∇ log q_t."""
+        t = self._check(x_t, t)
+        x, _, centres, var = self._noised_components(x_t, t)
+        sq = ((x[:, None, :] - centres) ** 2).sum(-1)  # (B, K)
+        log_normal = -0.5 * sq / var - 0.5 * x.shape[1] * torch.log(2 * math.pi * var)
+        return torch.logsumexp(torch.log(self.weights)[None] + log_normal, dim=1)
+
     def __call__(self, x_t, t, y=None):
         t = self._check(x_t, t, y)
         x, alpha_bar, centres, var = self._noised_components(x_t, t)

@@ -10,6 +10,7 @@ from .explorers import (
     forward_explorer,
     noise_prediction_explorer,
     sampler_explorer,
+    score_explorer,
     schedule_explorer,
     toy2d_explorer,
     trajectory_explorer,
@@ -20,4 +21,4 @@ from .explorers.common import T_HELP
 from .explorers.html import HANDOUT_ENV
 
 __all__ = ["forward_explorer", "schedule_explorer", "trajectory_explorer", "noise_prediction_explorer",
-           "training_monitor", "toy2d_explorer", "sampler_explorer", "training_progress_explorer", "T_HELP", "HANDOUT_ENV"]
+           "training_monitor", "toy2d_explorer", "sampler_explorer", "score_explorer", "training_progress_explorer", "T_HELP", "HANDOUT_ENV"]

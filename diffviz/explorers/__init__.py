@@ -11,6 +11,7 @@
   toy2d.py             toy2d_explorer               frame            to_static / filmstrip
   sampler.py           sampler_explorer             result           to_static / filmstrip
   progress.py          training_progress_explorer   frame            to_static / filmstrip
+  score.py             score_explorer               frame            to_static / filmstrip
 
 Shared: ``common.py`` (labels, caches, the spacing names), ``html.py`` (an explorer as a static
 handout block, and the ``DIFFVIZ_HANDOUT`` switch), ``base.py`` (``Explorer``, the one widget class),
@@ -25,11 +26,12 @@ controls' current values. A figure function returns (figure, handles): the trace
 widget or a test updates or reads are named there, never counted elsewhere.
 Timesteps are 0-based: code t = k is the paper's t = k + 1.
 """
-from . import forward, monitor, noise_prediction, progress, sampler, schedule, toy2d, trajectory
+from . import forward, monitor, noise_prediction, progress, sampler, schedule, score, toy2d, trajectory
 from .forward import forward_explorer
 from .noise_prediction import noise_prediction_explorer
 from .progress import training_progress_explorer
 from .sampler import sampler_explorer
+from .score import score_explorer
 from .schedule import schedule_explorer
 from .toy2d import toy2d_explorer
 from .monitor import training_monitor
