@@ -29,7 +29,8 @@ from .thresholding import dynamic_threshold
 from .oracle import GaussianMixtureDenoiser, OptimalVariance, optimal_variance, with_optimal_variance
 from .variances import split_model_output
 from .losses import diffusion_loss
-from .score import LangevinOutput, ScoreLadder, annealed_langevin, ddpm_score_ladder, eps_from_score, score_from_eps
+from .score import (LangevinOutput, ScoreLadder, annealed_langevin, ddpm_score_ladder, eps_from_score, geometric_timesteps,
+                    score_from_eps)
 from .inversion import Inversion, ddim_invert, slerp
 from .data import load_dataset, load_image, list_datasets
 from .unet import UNet, UNetConfig, num_parameters, shape_tour, timestep_embedding

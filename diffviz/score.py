@@ -16,6 +16,7 @@ Noise levels are indexed i = 0..L−1 here, largest σ first (the paper's σ_1 >
 """
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Callable, NamedTuple, Optional
 
@@ -61,7 +62,24 @@ class LangevinOutput(NamedTuple):
     levels: Optional[torch.Tensor]  # (L, *shape) the state at the end of each level (record=True), else None
 
 
-def ddpm_score_ladder(eps_model, schedule, num_levels, timestep_spacing="linspace") -> ScoreLadder:
+def geometric_timesteps(schedule, num_levels, sigma_max, sigma_min=None) -> torch.Tensor:
+    """Timesteps whose VE noise levels σ_t = √((1 − ᾱ_t)/ᾱ_t) come closest (in log σ) to a geometric
+    ladder from ``sigma_max`` down to ``sigma_min`` (default: the schedule's smallest σ, at t = 0), as
+    Song & Ermon 2019 (Sec. 4.2) space their levels; σ_max about the largest distance between data
+    points. Returns (L',) int64, descending, without repeats (L' ≤ ``num_levels``)."""
+    check_schedule(schedule)
+    num_levels = check_num_steps(num_levels, schedule.num_timesteps, name="num_levels")
+    log_sigma = 0.5 * ((1 - schedule.alphas_cumprod) / schedule.alphas_cumprod).log()  # (T,) ascending in t
+    low = log_sigma[0].item() if sigma_min is None else math.log(finite_number("sigma_min", sigma_min, low=0, low_open=True))
+    high = math.log(finite_number("sigma_max", sigma_max, low=0, low_open=True))
+    if high <= low:
+        raise ValueError(f"sigma_max must exceed sigma_min ({math.exp(low):.3g}), got {sigma_max!r}")
+    targets = torch.linspace(high, low, num_levels, dtype=torch.float64)  # (L,) descending
+    nearest = (log_sigma[None, :] - targets[:, None]).abs().argmin(1)  # (L,)
+    return torch.unique_consecutive(nearest)
+
+
+def ddpm_score_ladder(eps_model, schedule, num_levels, timestep_spacing="linspace", timesteps=None) -> ScoreLadder:
     """A DDPM ε-model as a noise-conditional score model (the VP → VE correspondence).
 
     For timestep t, x̃ = x_t/√ᾱ_t = x_0 + σ_t·ε with σ_t = √((1 − ᾱ_t)/ᾱ_t), and
@@ -72,14 +90,22 @@ def ddpm_score_ladder(eps_model, schedule, num_levels, timestep_spacing="linspac
           ``sampling_timesteps(T, L, timestep_spacing)`` visits (largest t, hence largest σ, first).
           The default "linspace" spans t = T − 1 to t = 0, so the last level has the smallest σ the
           schedule knows (√(β_1/(1 − β_1)) = 0.01 for the linear one, Song & Ermon's σ_L); "trailing"
-          would stop at t = T/L − 1, a much noisier last level.
+          would stop at t = T/L − 1, a much noisier last level. ``timesteps`` (descending), e.g. from
+          ``geometric_timesteps``, replace num_levels and the spacing.
     Returns: ScoreLadder(sigmas, timesteps, score_fn) with score_fn(x̃, i) for level i in [0, L−1].
     """
     if not callable(eps_model):
         raise TypeError(f"eps_model must be callable as eps_model(x_t, t), got {type(eps_model).__name__}")
     check_schedule(schedule)
-    num_levels = check_num_steps(num_levels, schedule.num_timesteps, name="num_levels")
-    timesteps = sampling_timesteps(schedule.num_timesteps, num_levels, timestep_spacing)  # (L,) descending
+    if timesteps is None:
+        num_levels = check_num_steps(num_levels, schedule.num_timesteps, name="num_levels")
+        timesteps = sampling_timesteps(schedule.num_timesteps, num_levels, timestep_spacing)  # (L,) descending
+    else:
+        timesteps = torch.as_tensor(timesteps, dtype=torch.long).reshape(-1)
+        if timesteps.numel() == 0 or (timesteps[1:] >= timesteps[:-1]).any() or timesteps[0] >= schedule.num_timesteps \
+                or timesteps[-1] < 0:
+            raise ValueError(f"timesteps must be strictly descending ints in [0, {schedule.num_timesteps - 1}], "
+                             f"got {timesteps.tolist()}")
     alpha_bar = schedule.alphas_cumprod[timesteps]  # (L,) float64
     sigmas = ((1 - alpha_bar) / alpha_bar).sqrt()  # (L,) descending
 

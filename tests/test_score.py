@@ -181,3 +181,19 @@ def test_annealed_langevin_bad_inputs():
         dv.annealed_langevin(None, shape, [1.0])
     with pytest.raises(ValueError, match="shape must be a tuple of positive ints"):
         dv.annealed_langevin(score, (4, 0), [1.0])
+
+
+def test_geometric_timesteps_follow_a_geometric_ladder_and_feed_the_score_ladder():
+    schedule = dv.linear_schedule(1000)
+    ts = dv.geometric_timesteps(schedule, 10, 3.0)
+    sigma = ((1 - schedule.alphas_cumprod) / schedule.alphas_cumprod).sqrt()
+    assert ts.tolist() == sorted(set(ts.tolist()), reverse=True) and ts[-1] == 0
+    targets = np.geomspace(3.0, sigma[0].item(), 10)
+    for t, target in zip(ts.tolist(), targets):  # each is the nearest in log σ, by brute force
+        assert t == int(np.argmin(np.abs(np.log(sigma.numpy()) - np.log(target))))
+    ladder = dv.ddpm_score_ladder(lambda x, t: torch.zeros_like(x), schedule, None, timesteps=ts)
+    assert torch.equal(ladder.timesteps, ts) and torch.allclose(ladder.sigmas, sigma[ts])
+    with pytest.raises(ValueError, match=r"strictly descending"):
+        dv.ddpm_score_ladder(lambda x, t: x, schedule, None, timesteps=[0, 5])
+    with pytest.raises(ValueError, match=r"sigma_max must exceed sigma_min"):
+        dv.geometric_timesteps(schedule, 5, 0.001)
