@@ -83,6 +83,8 @@ def train_args(parser):
     a("--weight-decay", type=non_negative_float, help="AdamW weight decay (default 0)")
     a("--warmup", dest="warmup_steps", type=non_negative_int, help="linear warm-up steps (default 100)")
     a("--lr-schedule", choices=("constant", "cosine"), help="after warm-up: constant (default) or cosine to 0")
+    a("--loss-type", choices=("l2", "l1", "huber"),
+      help="the ε error: l2 (default, Ho et al. 2020), l1, or huber (smooth L1, as the Annotated Diffusion notebook)")
     a("--min-snr-gamma", type=positive_float, help="min-SNR-γ loss weighting (Hang et al. 2023; e.g. 5); default off")
     a("--learn-sigma", action="store_true", default=None,
       help="also learn the variance (Nichol & Dhariwal Eq. 15), trained with L_hybrid; sample with --variance learned_range")

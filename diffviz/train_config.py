@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .losses import LOSS_TYPES
 from .toy import ToyConfig, ToyMLP
 from .unet import PRESETS, UNet, preset
 from .validate import check_num_steps, finite_number, positive_int
@@ -32,6 +33,7 @@ class TrainConfig:
     warmup_steps: int = 100  # linear learning-rate warm-up from 0 over this many steps
     lr_schedule: str = "constant"  # after warm-up: "constant" (Ho et al. 2020) or "cosine" (decays to 0 at `steps`)
     min_snr_gamma: float | None = None  # loss weight min(SNR_t, γ)/SNR_t per example (Hang et al. 2023); None = off
+    loss_type: str = "l2"  # the ε error: "l2" (Ho et al. 2020), "l1", or "huber" (smooth L1, beta 1); diffviz.losses
     learn_sigma: bool = False  # the model also outputs v (Nichol & Dhariwal Eq. 15) and trains with L_hybrid
     vlb_weight: float = 0.001  # λ of L_hybrid = L_simple + λ·L_vlb (diffviz.losses); used with learn_sigma
     grad_clip: float | None = 1.0  # clip the gradient's global norm to this (None or 0 = off)
@@ -73,6 +75,8 @@ class TrainConfig:
             raise ValueError(f"label_dropout must be in [0, 1) or None, got {self.label_dropout!r}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"unknown lr_schedule {self.lr_schedule!r}; use one of {', '.join(LR_SCHEDULES)}")
+        if self.loss_type not in LOSS_TYPES:
+            raise ValueError(f"unknown loss_type {self.loss_type!r}; use one of {', '.join(LOSS_TYPES)}")
         if not isinstance(self.learn_sigma, bool):
             raise TypeError(f"learn_sigma must be True or False, got {self.learn_sigma!r}")
         finite_number("vlb_weight", self.vlb_weight, low=0)

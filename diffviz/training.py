@@ -179,7 +179,8 @@ class Trainer(TrainerCheckpoints):
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16,
                             cache_enabled=not self.use_fast):
             output = self.train_model(x_t, t) if y is None else self.train_model(x_t, t, y)
-        return diffusion_loss(self.schedule, output, noise, x0, x_t, t, self._loss_weights, self.config.vlb_weight)
+        return diffusion_loss(self.schedule, output, noise, x0, x_t, t, self._loss_weights, self.config.vlb_weight,
+                              self.config.loss_type)
 
     def train_step(self, x0, y=None, lr=None, ema_weight=None) -> torch.Tensor:
         """One optimizer step on L_simple (``compute_loss``): AdamW, warm-up, clipping, EMA.

@@ -10,6 +10,9 @@
   used for classifier-free guidance (Ho & Salimans 2022).
 - Downsampling is a stride-2 convolution (H → ceil(H/2)), so odd sizes work: 28 → 14 → 7 → 4.
   Upsampling is nearest-neighbour to the size of the matching skip, then a 3×3 convolution.
+- Variants of the Annotated Diffusion notebook (Rogge & Rasul 2022): ``block_type="convnext"`` puts a
+  ConvNeXt block where the residual block was, ``attention_type="linear"`` uses linear attention
+  (``diffviz.unet_blocks``). The defaults ("resnet", "full") are the DDPM model above.
 - Shape letters: B batch, C channels, H, W height and width, E embedding width.
 
 Forward has no data-dependent Python control flow, so it can be ``torch.compile``d; the value checks
@@ -22,11 +25,16 @@ from dataclasses import dataclass, replace
 import torch
 import torch.nn as nn
 
-from .unet_blocks import Downsample, LevelBlock, ResBlock, SelfAttention, Upsample, timestep_embedding
+from .unet_blocks import (ConvNextBlock, Downsample, LevelBlock, LinearAttention, ResBlock, SelfAttention,
+                          Upsample, timestep_embedding)
 from .validate import check_labels, check_timesteps, finite_number, positive_int
 
 __all__ = ["UNet", "UNetConfig", "PRESETS", "preset", "num_parameters", "shape_tour", "timestep_embedding",
-           "ResBlock", "SelfAttention", "LevelBlock", "Downsample", "Upsample"]
+           "ResBlock", "SelfAttention", "LevelBlock", "Downsample", "Upsample", "ConvNextBlock", "LinearAttention",
+           "BLOCK_TYPES", "ATTENTION_TYPES"]
+
+BLOCK_TYPES = ("resnet", "convnext")  # UNetConfig.block_type: ResBlock, ConvNextBlock
+ATTENTION_TYPES = ("full", "linear")  # UNetConfig.attention_type: SelfAttention, LinearAttention
 
 
 @dataclass
@@ -45,7 +53,9 @@ class UNetConfig:
     groups: int = 8  # GroupNorm groups (must divide every channel count; Ho et al. use 32)
     time_embed_dim: int | None = None  # E, width of the time embedding; None = 4 * base_channels
     num_timesteps: int = 1000  # T of the training schedule: forward refuses t outside [0, T-1]
-    # (a config saved before this field existed loads with the default)
+    block_type: str = "resnet"  # "resnet" (Ho et al.'s ResBlock) or "convnext" (ConvNextBlock, Liu et al. 2022)
+    attention_type: str = "full"  # "full" (softmax(q kᵀ/√d) v) or "linear" (Shen et al. 2021: no N×N matrix)
+    # (a config saved before num_timesteps, block_type or attention_type existed loads with the defaults)
 
     def __post_init__(self):
         for name in ("channel_mults", "attention_resolutions"):
@@ -73,6 +83,9 @@ class UNetConfig:
                 raise ValueError(f"groups={self.groups} must divide every channel count, got {ch} channels")
         if not isinstance(self.learn_sigma, bool):
             raise TypeError(f"learn_sigma must be True or False, got {self.learn_sigma!r}")
+        for name, allowed in (("block_type", BLOCK_TYPES), ("attention_type", ATTENTION_TYPES)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"unknown {name} {getattr(self, name)!r}; use one of {', '.join(allowed)}")
         per_channel = 2 if self.learn_sigma else 1  # ε̂, or ε̂ and v
         if self.out_channels is None:
             self.out_channels = per_channel * self.in_channels
@@ -251,16 +264,15 @@ def num_parameters(model: nn.Module, trainable_only: bool = False) -> int:
 
 def shape_tour(model: UNet, x: torch.Tensor, t, y=None) -> list[tuple[str, tuple]]:
     """Run ``model(x, t, y)`` once and return (block name, output shape) for every block, in order:
-    conv_in, down.0 … , mid.0, mid.1, up.0 … , out. For printing in a notebook."""
+    conv_in, down.0 … , mid.0, mid.1, up.0 … , out. For printing in a notebook. Labels name the kind,
+    e.g. "down.1 (LevelBlock + attention)" or "mid.0 (LevelBlock (ConvNeXt) + linear attention)"."""
     if not isinstance(model, UNet):
         raise TypeError(f"model must be a UNet, got {type(model).__name__}")
     tour, handles = [], []
     named = [("conv_in", model.conv_in), ("out", model.out)]
     named += [(f"{part}.{i}", block) for part in ("down", "mid", "up") for i, block in enumerate(getattr(model, part))]
     for name, module in named:
-        kind = type(module).__name__
-        if isinstance(module, LevelBlock) and isinstance(module.attn, SelfAttention):
-            kind += " + attention"
+        kind = module.kind() if isinstance(module, LevelBlock) else type(module).__name__
         hook = lambda mod, args, out, label=f"{name} ({kind})": tour.append((label, tuple(out.shape)))
         handles.append(module.register_forward_hook(hook))
     try:

@@ -1,5 +1,7 @@
 """The building blocks of ``diffviz.unet.UNet``: the timestep embedding, residual blocks,
-self-attention, and the down/up-sampling layers.
+self-attention, and the down/up-sampling layers; and the variants of the Annotated Diffusion
+notebook (Rogge & Rasul 2022): ``ConvNextBlock`` (``UNetConfig.block_type="convnext"``) and
+``LinearAttention`` (``UNetConfig.attention_type="linear"``).
 
 Shape letters: B batch, C channels, H, W height and width, E embedding width.
 """
@@ -69,21 +71,91 @@ class SelfAttention(nn.Module):
         B, C, H, W = x.shape
         qkv = self.qkv(self.norm(x)).reshape(B, 3, self.num_heads, C // self.num_heads, H * W)
         q, k, v = qkv.transpose(-1, -2).unbind(dim=1)  # each (B, heads, H*W, C/heads)
-        h = F.scaled_dot_product_attention(q, k, v)  # softmax(q kᵀ / √d) v
+        h = self.attend(q, k, v)  # (B, heads, H*W, C/heads)
         h = h.transpose(-1, -2).reshape(B, C, H, W)
         return x + self.proj_out(h)
 
+    @staticmethod
+    def attend(q, k, v):
+        """softmax(q kᵀ / √d) v (Vaswani et al. 2017, Eq. 1); q, k, v (B, heads, N, d), N = H·W."""
+        return F.scaled_dot_product_attention(q, k, v)  # (B, heads, N, d)
+
+
+class LinearAttention(SelfAttention):
+    """Linear attention (Shen et al. 2021, "Efficient Attention", Eq. 4; as in the Annotated Diffusion
+    notebook): out = ρ_q(Q) · (ρ_k(K)ᵀ V) · d^(−1/2), ρ_q a softmax of each position's query over its d
+    features, ρ_k a softmax of each key feature over the N = H·W positions. Computing the (d, d)
+    context ρ_k(K)ᵀ V first costs O(N·d²) and never builds the (N, N) matrix of ``SelfAttention``.
+    Same GroupNorm → 1×1 qkv → attend → zero-initialised 1×1 proj_out → residual wrapper as
+    ``SelfAttention`` (the notebook adds a GroupNorm(1, C) after its output conv; not here)."""
+
+    @staticmethod
+    def attend(q, k, v):
+        """q, k, v (B, heads, N, d) → (B, heads, N, d)."""
+        q = q.softmax(dim=-1) * q.shape[-1] ** -0.5  # over the d features of each position
+        k = k.softmax(dim=-2)  # over the N positions, per feature
+        context = torch.einsum("bhnd,bhne->bhde", k, v)  # (B, heads, d, d) = ρ_k(K)ᵀ V
+        return torch.einsum("bhde,bhnd->bhne", context, q)  # (B, heads, N, d) = ρ_q(Q) · context
+
+
+class ConvNextBlock(nn.Module):
+    """A ConvNeXt block (Liu et al. 2022, "A ConvNet for the 2020s", Fig. 4) with a time embedding,
+    as in the Annotated Diffusion notebook (Rogge & Rasul 2022):
+
+        h = DWConv7×7(x) + MLP(emb)                     # (B, C_in, H, W): depthwise, a filter per channel
+        h = Conv1×1(GroupNorm(1, C_in)(h))              # (B, mult·C_out, H, W): widen (mult = 2)
+        h = Conv1×1(dropout(GroupNorm(1, ·)(GELU(h))))  # (B, C_out, H, W): back
+        out = skip(x) + h                               # skip: a 1×1 conv when C_in ≠ C_out
+
+    MLP = GELU → Linear(E, C_in); ``emb`` is the time (+ class) embedding, so a conditional model's
+    label enters here too. GroupNorm(1, C) normalises over C, H, W together (the paper's LayerNorm
+    role). The notebook uses 3×3 convs for the two pointwise layers; here they are 1×1 as in the
+    paper. Like ``ResBlock``, the last conv starts at zero, so the block starts as ``skip(x)``.
+    """
+
+    def __init__(self, in_ch, out_ch, embed_dim, dropout=0.0, mult=2):
+        super().__init__()
+        self.embed_proj = nn.Sequential(nn.GELU(), nn.Linear(embed_dim, in_ch))
+        self.dw_conv = nn.Conv2d(in_ch, in_ch, 7, padding=3, groups=in_ch)
+        self.norm1 = nn.GroupNorm(1, in_ch)
+        self.conv1 = nn.Conv2d(in_ch, mult * out_ch, 1)
+        self.norm2 = nn.GroupNorm(1, mult * out_ch)
+        self.dropout = nn.Dropout(dropout)
+        self.conv2 = nn.Conv2d(mult * out_ch, out_ch, 1)
+        nn.init.zeros_(self.conv2.weight)
+        nn.init.zeros_(self.conv2.bias)
+        self.skip = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
+
+    def forward(self, x, emb):  # x (B, C_in, H, W), emb (B, E)
+        h = self.dw_conv(x) + self.embed_proj(emb)[:, :, None, None]  # (B, C_in, H, W); time (+ class)
+        h = self.conv1(self.norm1(h))  # (B, mult·C_out, H, W)
+        h = self.conv2(self.dropout(self.norm2(F.gelu(h))))  # (B, C_out, H, W)
+        return self.skip(x) + h  # (B, C_out, H, W)
+
 
 class LevelBlock(nn.Module):
-    """One residual block, followed by self-attention at the chosen resolutions."""
+    """One residual block (``ResBlock``, or ``ConvNextBlock`` with block_type="convnext"), followed at
+    the chosen resolutions by attention (``SelfAttention``, or ``LinearAttention`` with
+    attention_type="linear"). Both blocks take (x, emb); ``res`` and ``attn`` name them."""
 
     def __init__(self, in_ch, out_ch, config, attention: bool):  # config: a UNetConfig
         super().__init__()
-        self.res = ResBlock(in_ch, out_ch, config.time_embed_dim, config.groups, config.dropout)
-        self.attn = SelfAttention(out_ch, config.num_heads, config.groups) if attention else nn.Identity()
+        if config.block_type == "convnext":
+            self.res = ConvNextBlock(in_ch, out_ch, config.time_embed_dim, config.dropout)
+        else:
+            self.res = ResBlock(in_ch, out_ch, config.time_embed_dim, config.groups, config.dropout)
+        attention_cls = LinearAttention if config.attention_type == "linear" else SelfAttention
+        self.attn = attention_cls(out_ch, config.num_heads, config.groups) if attention else nn.Identity()
 
     def forward(self, x, emb):
         return self.attn(self.res(x, emb))
+
+    def kind(self) -> str:
+        """For ``shape_tour``: "LevelBlock", "LevelBlock + attention", "LevelBlock (ConvNeXt) + linear attention", ..."""
+        kind = "LevelBlock" + (" (ConvNeXt)" if isinstance(self.res, ConvNextBlock) else "")
+        if isinstance(self.attn, SelfAttention):
+            kind += " + linear attention" if isinstance(self.attn, LinearAttention) else " + attention"
+        return kind
 
 
 class Downsample(nn.Module):

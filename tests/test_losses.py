@@ -96,3 +96,69 @@ def test_cli_trains_with_learn_sigma_and_samples_with_learned_range(tmp_path, ca
     assert out.is_file()
     assert main(["sample", "--checkpoint", str(root), "--variance", "learned_range", "--out", str(out)]) == 2
     assert "needs --sampler ddpm" in capsys.readouterr().err
+
+
+# ----- loss_type: the ε error as l2, l1 or huber (smooth L1, beta = 1; Annotated Diffusion) -----
+
+def huber_by_hand(e):
+    """½e² where |e| < 1, else |e| − ½, element by element, in float64 Python."""
+    return [0.5 * x * x if abs(x) < 1 else abs(x) - 0.5 for x in e.double().flatten().tolist()]
+
+
+def test_loss_types_equal_computations_by_hand():
+    schedule, x0, noise, t, x_t, _, _ = batch()
+    g = torch.Generator().manual_seed(5)
+    error = torch.randn(noise.shape, generator=g) * torch.tensor([0.1, 0.5, 0.9, 1.5, 3.0, 10.0])[:, None, None, None]
+    eps = noise + error  # small errors (quadratic zone) and large ones (linear zone)
+    B = noise.shape[0]
+    for loss_type, per_element in [("l2", lambda e: [x * x for x in e.double().flatten().tolist()]),
+                                   ("l1", lambda e: [abs(x) for x in e.double().flatten().tolist()]),
+                                   ("huber", huber_by_hand)]:
+        values = torch.tensor(per_element(eps - noise), dtype=torch.float64).reshape(B, -1)
+        got = diffusion_loss(schedule, eps, noise, x0, x_t, t, loss_type=loss_type)
+        assert got.dtype == torch.float32
+        torch.testing.assert_close(got.double(), values.mean(1).mean(), rtol=1e-5, atol=1e-7)
+    assert torch.equal(diffusion_loss(schedule, eps, noise, x0, x_t, t), diffusion_loss(schedule, eps, noise, x0, x_t, t,
+                                                                                          loss_type="l2"))
+
+
+def test_huber_is_quadratic_for_small_errors_and_linear_for_large():
+    schedule, x0, noise, t, x_t, _, _ = batch()
+    for size, expected in [(0.25, 0.5 * 0.25 ** 2), (0.99, 0.5 * 0.99 ** 2), (1.0, 0.5), (4.0, 3.5), (-7.0, 6.5)]:
+        got = diffusion_loss(schedule, noise + size, noise, x0, x_t, t, loss_type="huber")
+        assert got.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_loss_type_keeps_min_snr_weights_and_the_vlb_term():
+    schedule, x0, noise, t, x_t, eps, v = batch()
+    weights = torch.linspace(0.1, 1.0, 50)
+    terms = dv.vlb_term(schedule, x0, x_t, t, eps, "learned_range", v)  # (B,) bits/dim
+    e = (eps - noise).double().flatten(1)
+    per_example = {"l1": e.abs().mean(1), "huber": torch.where(e.abs() < 1, 0.5 * e ** 2, e.abs() - 0.5).mean(1)}
+    for loss_type, errors in per_example.items():
+        got = diffusion_loss(schedule, torch.cat([eps, v], 1), noise, x0, x_t, t, weights=weights, vlb_weight=0.01,
+                             loss_type=loss_type)
+        expected = (weights[t].double() * errors).mean() + 0.01 * 50 * terms.mean()
+        torch.testing.assert_close(got.double(), expected, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match=r"unknown loss_type 'l3'; use one of l2, l1, huber"):
+        diffusion_loss(schedule, eps, noise, x0, x_t, t, loss_type="l3")
+
+
+def test_train_config_rejects_unknown_loss_types_naming_the_choices():
+    assert dv.TrainConfig().loss_type == "l2"
+    with pytest.raises(ValueError, match=r"unknown loss_type 'mse'; use one of l2, l1, huber"):
+        dv.TrainConfig(loss_type="mse")
+
+
+def test_the_cli_loss_type_reaches_the_run_config(tmp_path, capsys):
+    from diffviz.checkpoint import checkpoint_config
+    from diffviz.cli import build_parser
+    from diffviz.losses import LOSS_TYPES
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--loss-type", "l3"])
+    assert "choose from " + ", ".join(repr(name) for name in LOSS_TYPES) in capsys.readouterr().err
+    root = tmp_path / "run"
+    assert main(["train", "--dataset", "moons", "--model", "toy", "--loss-type", "huber", "--steps", "3",
+                 "--timesteps", "50", "--threads", "1", "--no-progress", "--checkpoint-dir", str(root)]) == 0
+    assert checkpoint_config(root)["train_config"]["loss_type"] == "huber"
