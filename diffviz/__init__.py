@@ -24,6 +24,7 @@ from .diffusion import (
     q_step,
 )
 from .sampling import Trajectory, guided_eps, sample
+from .guidance import classifier_gradient
 from .vlb import ELBO, elbo, prior_bpd, vlb_term
 from .thresholding import dynamic_threshold
 from .oracle import GaussianMixtureDenoiser, OptimalVariance, optimal_variance, with_optimal_variance
@@ -35,6 +36,7 @@ from .inversion import Inversion, ddim_invert, slerp
 from .data import load_dataset, load_image, list_datasets
 from .unet import UNet, UNetConfig, num_parameters, shape_tour, timestep_embedding
 from .toy import ToyConfig, ToyMLP
+from .classifier import NoisyClassifier, NoisyClassifierConfig, train_noisy_classifier
 from .training import TrainConfig, TrainEvent, Trainer, train
 from .checkpoint import CheckpointError, export_model, load_checkpoint, load_model, save_checkpoint
 from .images import make_grid, save_image_grid

@@ -34,11 +34,13 @@ import torch
 
 from . import checkpoint_io as io
 from .checkpoint_io import FORMAT_VERSION, CheckpointError, read_tensors
+from .classifier import NoisyClassifier, NoisyClassifierConfig
 from .schedules import NoiseSchedule
 from .toy import ToyConfig, ToyMLP
 from .unet import UNet, UNetConfig
 
-MODEL_TYPES = {"unet": (UNet, UNetConfig), "toy_mlp": (ToyMLP, ToyConfig)}  # name → (class, config)
+MODEL_TYPES = {"unet": (UNet, UNetConfig), "toy_mlp": (ToyMLP, ToyConfig),  # name → (class, config)
+               "noisy_classifier": (NoisyClassifier, NoisyClassifierConfig)}
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 
 
@@ -155,11 +157,8 @@ def _prune(root: Path, keep: int, current: str):
     for _, path in steps[:-keep] if keep else []:
         if path.name != current:
             shutil.rmtree(path, ignore_errors=True)
-    for path in root.glob("*.tmp"):
-        if path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
+    for path in root.glob("*.tmp"):  # a folder or a file a crash left behind
+        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
 
 
 # ----- loading -----

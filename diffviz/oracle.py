@@ -85,11 +85,20 @@ class GaussianMixtureDenoiser:
         t = self._check(x_t, t)
         return self._responsibilities(x_t, t)
 
-    def _responsibilities(self, x_t, t):
+    def log_responsibilities(self, x_t, t):
+        """log r_k(x_t) = log P(component k | x_t) at timestep t, differentiable in x_t: the exact noisy
+        classifier's log-probabilities (logits for classifier guidance). Returns (B, K) float64."""
+        t = self._check(x_t, t)
+        return torch.log_softmax(self._log_joint(x_t, t), dim=1)
+
+    def _log_joint(self, x_t, t):
+        """log w_k + log N(x_t; √ᾱ_t μ_k, v_k I) up to a constant, (B, K)."""
         x, _, centres, var = self._noised_components(x_t, t)
         sq = ((x[:, None, :] - centres) ** 2).sum(-1)  # (B, K)
-        log_p = torch.log(self.weights)[None] - 0.5 * sq / var - 0.5 * x.shape[1] * torch.log(var)
-        return torch.softmax(log_p, dim=1)
+        return torch.log(self.weights)[None] - 0.5 * sq / var - 0.5 * x.shape[1] * torch.log(var)
+
+    def _responsibilities(self, x_t, t):
+        return torch.softmax(self._log_joint(x_t, t), dim=1)
 
     def log_prob(self, x_t, t):
         """log q_t(x_t) = log Σ_k w_k N(x_t; √ᾱ_t μ_k, v_k I), (B,) float64, differentiable in x_t: its

@@ -3,6 +3,10 @@
 "mnist": a class-conditional U-Net (ε-prediction, linear schedule, T = 1000) trained with
 ``diffviz train`` on the bundled mnist-5k digits; its recipe and metrics are in data/README.md.
 Weights are the EMA weights, stored as fp16 safetensors + a JSON config (never pickle).
+
+"mnist-noisy-classifier": a noise-aware digit classifier p_φ(y | x_t, t) (``diffviz.classifier``) for
+classifier guidance of "mnist" (same schedule), trained by ``benchmarks/train_noisy_classifier.py``;
+its JSON holds the training command, the licence and its test accuracy against t.
 """
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from .checkpoint import LoadedModel, load_model
 from .data import data_dir
 from .validate import resolve_device
 
-PRETRAINED = {"mnist": "mnist_unet"}  # name -> file prefix in data/pretrained/
+PRETRAINED = {"mnist": "mnist_unet", "mnist-noisy-classifier": "mnist_noisy_classifier"}  # name -> file prefix
 
 
 def pretrained_path(name: str):
@@ -29,5 +33,7 @@ def load_pretrained(name: str = "mnist", device="cpu") -> LoadedModel:
     The model is an ε-predictor ``model(x_t, t, y=None)`` for x_t (B, 1, 28, 28) in the [-1, 1]
     data scale, t (B,) int64 in [0, 999] (code t = k is the paper's t = k + 1), y (B,) digit labels
     0–9, or None for the learned null class used by classifier-free guidance.
+    "mnist-noisy-classifier" gives ``classifier(x_t, t)`` → logits (B, 10) instead, for
+    ``sample(..., classifier=classifier, y=digits)``.
     """
     return load_model(pretrained_path(name), device=resolve_device(device))

@@ -18,6 +18,7 @@ from torch import nn
 
 from .diffusion import check_schedule, ddim_step_unchecked, ddpm_step_unchecked, predict_x0_unchecked
 from .graphed import GraphedModel
+from .guidance import check_classifier_guidance, make_guidance
 from .thresholding import threshold_spec
 from .variances import VARIANCE_TYPES, split_model_output
 from .schedules import respace, sampling_timesteps
@@ -49,6 +50,7 @@ class Trajectory:
     timestep_spacing: str = "trailing"  # how the timesteps were picked ("trailing", "leading", "linspace")
     eta: float = 0.0  # DDIM's η (0 for DDPM)
     guidance_scale: Optional[float] = None  # w of classifier-free guidance; None without labels
+    classifier_scale: Optional[float] = None  # s of classifier guidance; None without a classifier
 
     def __len__(self):
         return self.timesteps.numel()
@@ -129,9 +131,10 @@ def _check_against_model(eps_model, schedule, y, variance):
 
 
 def _check_arguments(eps_model, schedule, shape, sampler, num_steps, eta, generator, y, guidance_scale, x_T,
-                     variance, **flags):
+                     variance, classifier, classifier_scale, **flags):
     """``sample``'s checks, all in one place. Returns the normalised (shape, num_steps, eta,
-    guidance_scale, y): y as None, an int or an int64 tensor, in the model's label range."""
+    guidance_scale, classifier_scale, y): y as None, an int or an int64 tensor, in the label range of
+    the model (when it takes y) and of the classifier (when its config names one)."""
     if not callable(eps_model):
         raise TypeError(f"eps_model must be callable as eps_model(x_t, t[, y]), got {type(eps_model).__name__}")
     check_schedule(schedule)
@@ -151,8 +154,10 @@ def _check_arguments(eps_model, schedule, shape, sampler, num_steps, eta, genera
         guidance_scale = finite_number("guidance_scale", guidance_scale)
         if y is None:
             raise ValueError("guidance_scale needs class labels y")
-    num_classes = _check_against_model(eps_model, schedule, y, variance)
-    return shape, num_steps, eta, guidance_scale, check_labels(y, shape[0], num_classes)
+    classifier_scale, y = check_classifier_guidance(classifier, classifier_scale, y, shape[0])
+    y_model = y if classifier is None or guidance_scale is not None else None  # else y is the classifier's
+    num_classes = _check_against_model(eps_model, schedule, y_model, variance)
+    return shape, num_steps, eta, guidance_scale, classifier_scale, check_labels(y, shape[0], num_classes)
 
 
 def _learned_variance(variance, v):
@@ -190,7 +195,8 @@ def _plan(schedule, sampler, num_steps, spacing):
 def sample(eps_model, schedule, shape, sampler="ddpm", num_steps=None, eta=0.0, generator=None,
            device=None, y=None, guidance_scale=None, record=True, *, timestep_spacing="trailing",
            variance="fixed_small", clip_sample=False, thresholding=False, dynamic_thresholding_ratio=0.995,
-           sample_max_value=1.0, x_T=None, progress=False, cuda_graph=None) -> Trajectory:
+           sample_max_value=1.0, x_T=None, progress=False, cuda_graph=None, classifier=None,
+           classifier_scale=None) -> Trajectory:
     """Generate samples by running the reverse process from x_T ~ N(0, I).
 
     "ddpm": ancestral sampling (Ho et al. 2020, Algorithm 2), σ² from ``variance``; with
@@ -208,7 +214,10 @@ def sample(eps_model, schedule, shape, sampler="ddpm", num_steps=None, eta=0.0, 
           clip_sample / thresholding (+ dynamic_thresholding_ratio, sample_max_value): bound x̂_0
           before each step, statically or dynamically (``diffviz.thresholding``; diffusers' names);
           cuda_graph: replay the model call from a CUDA graph (``diffviz.graphed.GraphedModel``; same
-          numbers, far fewer launches); None = on for an ``nn.Module`` on a CUDA device.
+          numbers, far fewer launches); None = on for an ``nn.Module`` on a CUDA device;
+          classifier(x_t, t) → logits (B, K) and classifier_scale s ≥ 0 (default 1): classifier guidance,
+          ε̂ − s·√(1 − ᾱ_t)·∇ log p_φ(y | x_t) (``diffviz.guidance``; y = the target classes). The
+          ε-model is then called with y=None, or with y and w when guidance_scale is given too.
     Returns: Trajectory.
     On CUDA the loop never waits for the GPU: recorded steps are copied into pinned CPU buffers
     without blocking, and the one sync comes at the end.
@@ -217,9 +226,9 @@ def sample(eps_model, schedule, shape, sampler="ddpm", num_steps=None, eta=0.0, 
     model's config when it has one); the steps then run unchecked, and a model's own per-call value
     checks (``check_values``) are switched off for the loop.
     """
-    shape, num_steps, eta, guidance_scale, y = _check_arguments(
+    shape, num_steps, eta, guidance_scale, classifier_scale, y = _check_arguments(
         eps_model, schedule, shape, sampler, num_steps, eta, generator, y, guidance_scale, x_T, variance,
-        record=record, progress=progress)
+        classifier, classifier_scale, record=record, progress=progress)
     threshold = threshold_spec(clip_sample, thresholding, dynamic_thresholding_ratio, sample_max_value)
     if cuda_graph is not None:
         check_bool("cuda_graph", cuda_graph)
@@ -230,7 +239,8 @@ def sample(eps_model, schedule, shape, sampler="ddpm", num_steps=None, eta=0.0, 
     if cuda_graph is None:
         cuda_graph = device.type == "cuda" and isinstance(eps_model, nn.Module)
     model_fn = GraphedModel(eps_model) if cuda_graph else eps_model
-    y = _labels(y, shape[0], device)
+    guidance = make_guidance(classifier, classifier_scale, y, shape[0], device)
+    y = None if guidance is not None and guidance_scale is None else _labels(y, shape[0], device)
 
     if x_T is None:
         noise_device = generator.device if generator is not None else device
@@ -255,6 +265,8 @@ def sample(eps_model, schedule, shape, sampler="ddpm", num_steps=None, eta=0.0, 
         for i, (t_model, (step_t, t_prev)) in enumerate(zip(kept.tolist(), iterator)):
             t_batch = torch.full((shape[0],), t_model, dtype=torch.long, device=device)
             eps, v = guided_eps_and_variance(model_fn, x, t_batch, y, guidance_scale)
+            if guidance is not None:
+                eps = guidance.guide(schedule, x, t_batch, eps)
             eps = eps.to(x.dtype)
             if sampler == "ddim":
                 out = ddim_step_unchecked(schedule, x, step_t, t_prev, eps, eta, None, generator, threshold)
@@ -276,4 +288,4 @@ def sample(eps_model, schedule, shape, sampler="ddpm", num_steps=None, eta=0.0, 
     final = x.float().cpu()  # waits for the GPU, so every copy into the buffers has landed
     x_t, eps_all, x0_all = buffers
     return Trajectory(kept.clone(), x_t, eps_all, x0_all, final, sampler, timestep_spacing,
-                      eta if sampler == "ddim" else 0.0, guidance_scale)
+                      eta if sampler == "ddim" else 0.0, guidance_scale, classifier_scale)
