@@ -208,9 +208,10 @@ def sample(eps_model, schedule, shape, sampler="ddpm", num_steps=None, eta=0.0, 
     ``timestep_spacing`` ("trailing", "leading", "linspace") picks the visited timesteps as in
     diffusers; "trailing" starts at t = T − 1, where x_T ~ N(0, I) is the right start.
     ``inference_schedule`` (a NoiseSchedule; None = the training one, as before) runs the chain along
-    ITS ᾱ: each timestep it would visit (``num_steps`` of its steps, None = all, with this spacing) is
-    mapped to the training timestep nearest in log-SNR (``diffviz.schedule_mapping``: duplicates kept
-    once, ᾱ beyond the training range mapped to t = 0 or T − 1), and those run as with fewer steps.
+    ITS ᾱ: each timestep it would visit (``num_steps`` of its steps, None = all of them, at most the
+    training T; with this spacing) is mapped to the training timestep nearest in log-SNR
+    (``diffviz.schedule_mapping``: duplicates kept once, ᾱ beyond the training range mapped to t = 0
+    or T − 1), and those run as with fewer steps; ``Trajectory.timesteps`` are the mapped ones.
 
     Args: eps_model(x_t (B, ...), t (B,) int64[, y (B,) int64 or None]) → ε̂ (B, ...);
           shape (B, ...) of the samples; generator: a torch.Generator for every random draw;
