@@ -23,6 +23,7 @@ from .diffusion import (
     q_sample,
     q_step,
 )
+from .schedule_mapping import ScheduleMapping, timesteps_for_schedule
 from .sampling import Trajectory, guided_eps, sample
 from .guidance import classifier_gradient
 from .vlb import ELBO, elbo, prior_bpd, vlb_term

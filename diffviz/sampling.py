@@ -21,6 +21,7 @@ from .graphed import GraphedModel
 from .guidance import check_classifier_guidance, make_guidance
 from .thresholding import threshold_spec
 from .variances import VARIANCE_TYPES, split_model_output
+from .schedule_mapping import timesteps_for_schedule
 from .schedules import respace, sampling_timesteps
 from .validate import (check_bool, check_generator, check_labels, check_num_steps, finite_number, float_tensor,
                        one_of, resolve_device)
@@ -178,10 +179,16 @@ def _labels(y, batch, device):
     return y.to(device).expand(batch)  # (B,); a 0-d tensor is broadcast
 
 
-def _plan(schedule, sampler, num_steps, spacing):
-    """The steps to run: a list of (model timestep, step function of (x, eps, generator))."""
+def _plan(schedule, sampler, num_steps, spacing, inference_schedule=None):
+    """The steps to run: the visited timesteps, a list of (step index, DDIM's previous timestep) and the
+    schedule the steps use. The visited timesteps are ``sampling_timesteps`` of the training schedule, or,
+    with an ``inference_schedule``, the training timesteps nearest its ᾱ (``timesteps_for_schedule``;
+    ``num_steps`` then counts its steps, None = all of them)."""
     T = schedule.num_timesteps
-    kept = sampling_timesteps(T, num_steps, spacing)  # (S,) descending
+    if inference_schedule is None:
+        kept = sampling_timesteps(T, num_steps, spacing)  # (S,) descending
+    else:
+        kept = timesteps_for_schedule(schedule, inference_schedule, num_steps, spacing).timesteps  # (K,)
     if sampler == "ddim":
         prev = torch.cat([kept[1:], torch.tensor([-1])])
         return kept, [(int(t), int(p)) for t, p in zip(kept, prev)], schedule
@@ -196,7 +203,7 @@ def sample(eps_model, schedule, shape, sampler="ddpm", num_steps=None, eta=0.0, 
            device=None, y=None, guidance_scale=None, record=True, *, timestep_spacing="trailing",
            variance="fixed_small", clip_sample=False, thresholding=False, dynamic_thresholding_ratio=0.995,
            sample_max_value=1.0, x_T=None, progress=False, cuda_graph=None, classifier=None,
-           classifier_scale=None) -> Trajectory:
+           classifier_scale=None, inference_schedule=None) -> Trajectory:
     """Generate samples by running the reverse process from x_T ~ N(0, I).
 
     "ddpm": ancestral sampling (Ho et al. 2020, Algorithm 2), σ² from ``variance``; with
@@ -206,6 +213,11 @@ def sample(eps_model, schedule, shape, sampler="ddpm", num_steps=None, eta=0.0, 
     "ddim": Song et al. 2020, Eq. 12 with σ(η) from Eq. 16 (η = ``eta``), over ``num_steps``.
     ``timestep_spacing`` ("trailing", "leading", "linspace") picks the visited timesteps as in
     diffusers; "trailing" starts at t = T − 1, where x_T ~ N(0, I) is the right start.
+    ``inference_schedule`` (a NoiseSchedule; None = the training one, as before) runs the chain along
+    ITS ᾱ: each timestep it would visit (``num_steps`` of its steps, None = all of them, at most the
+    training T; with this spacing) is mapped to the training timestep nearest in log-SNR
+    (``diffviz.schedule_mapping``: duplicates kept once, ᾱ beyond the training range mapped to t = 0
+    or T − 1), and those run as with fewer steps; ``Trajectory.timesteps`` are the mapped ones.
 
     Args: eps_model(x_t (B, ...), t (B,) int64[, y (B,) int64 or None]) → ε̂ (B, ...);
           shape (B, ...) of the samples; generator: a torch.Generator for every random draw;
@@ -226,13 +238,15 @@ def sample(eps_model, schedule, shape, sampler="ddpm", num_steps=None, eta=0.0, 
     model's config when it has one); the steps then run unchecked, and a model's own per-call value
     checks (``check_values``) are switched off for the loop.
     """
+    steps_asked = num_steps  # with an inference_schedule, None means all of ITS steps (not T)
     shape, num_steps, eta, guidance_scale, classifier_scale, y = _check_arguments(
         eps_model, schedule, shape, sampler, num_steps, eta, generator, y, guidance_scale, x_T, variance,
         classifier, classifier_scale, record=record, progress=progress)
     threshold = threshold_spec(clip_sample, thresholding, dynamic_thresholding_ratio, sample_max_value)
     if cuda_graph is not None:
         check_bool("cuda_graph", cuda_graph)
-    kept, steps, step_schedule = _plan(schedule, sampler, num_steps, timestep_spacing)
+    kept, steps, step_schedule = _plan(schedule, sampler, num_steps if inference_schedule is None else steps_asked,
+                                       timestep_spacing, inference_schedule)
     device = _model_device(eps_model, device)
     if cuda_graph and device.type != "cuda":
         raise ValueError(f"cuda_graph=True needs a CUDA device, got {device}")

@@ -177,10 +177,14 @@ def test_sampler_explorer_spacing_reaches_the_sampler(oracle):
 def test_describe_names_every_knob():
     inp = explorers.sampler.inputs(TinyConditional(), SCHED, (3, 1, 8, 8), num_classes=3, seed=7)
     kn = explorers.sampler.knobs(inp, "ddpm", 50, "linspace", eta=0.7, cls=1, guidance_scale=4.5)
-    expected = "DDPM · 50 steps · spacing linspace · η = 0 · w = 4.5 · class 1 · x̂₀ not bounded · seed 7"
+    expected = ("DDPM · 50 steps · spacing linspace · ᾱ as trained · η = 0 · w = 4.5 · class 1 · x̂₀ not bounded · "
+                "seed 7")
     assert explorers.sampler.describe(kn, 7) == expected
     kn = explorers.sampler.knobs(inp, "ddim", 20, eta=0.3, cls="mixed", guidance_scale=0.0)
     assert "η = 0.3 · w = 0 · class mixed" in explorers.sampler.describe(kn, 7)
+    kn = explorers.sampler.knobs(inp, "ddim", 20, at_inference="cosine")
+    assert kn["inference_schedule"].name == "cosine" and kn["inference_schedule"].num_timesteps == T
+    assert "spacing trailing · ᾱ along cosine · η = 0" in explorers.sampler.describe(kn, 7)
 
 
 def test_bound_knob_reaches_the_sampler_the_cache_and_the_caption():
@@ -235,3 +239,34 @@ def test_latest_wins_drops_stale_jobs_and_never_hangs():
     with pytest.raises(Abandoned):
         Job(runner, runner.generation - 1).check()
     assert Job(runner, runner.generation).report(lambda: shown.append("now")) and shown[-1] == "now"
+
+
+def test_schedule_at_inference_knob_reaches_the_sampler_the_caption_and_the_static_twin(oracle):
+    w = widgets.sampler_explorer(oracle, SCHED, shape=(2, 1, 8, 8), num_steps=10)
+    assert w.schedule_dropdown.value == "as trained" and w.current["inference_schedule"] is None
+    assert list(w.schedule_dropdown.options) == ["as trained", "linear", "cosine"]
+    trained = w.image.value
+    assert "ᾱ as trained" in w.readout.value
+    w.schedule_dropdown.value = "cosine"
+    settle(w)
+    mapped = dv.timesteps_for_schedule(SCHED, dv.cosine_schedule(T), 10).timesteps
+    assert list(w.current["timesteps"]) == mapped.tolist() != dv.sampling_timesteps(T, 10).tolist()
+    expected = dv.sample(oracle, SCHED, (2, 1, 8, 8), sampler="ddim", num_steps=10, x_T=w.x_T,
+                         generator=viz.generator(0), inference_schedule=dv.cosine_schedule(T)).sample
+    assert np.array_equal(w.current["sample"], expected.numpy()) and w.image.value != trained
+    assert "ᾱ along cosine" in w.readout.value and "ᾱ as trained" not in w.readout.value
+    assert "visiting t = " + ", ".join(map(str, mapped.tolist())) in w.readout.value
+    w.steps_slider.value = 50  # T = 50 cosine steps: the noisiest ones share trained timesteps, run once
+    settle(w)
+    distinct = len(dv.timesteps_for_schedule(SCHED, dv.cosine_schedule(T), 50))
+    assert distinct < 50 and len(w.current["timesteps"]) == distinct and f"{distinct} distinct" in w.readout.value
+    fig = w.to_static(num_steps_values=(2, 10))
+    assert len(fig.frames) == 2 and "ᾱ along cosine" in fig.layout.annotations[0].text
+    strip = w.filmstrip(num_steps_values=(2, 10))
+    assert any("ᾱ along cosine" in t.get_text() for ax in strip.axes for t in ax.texts + [ax.yaxis.label])
+    w.schedule_dropdown.value = "linear"  # the training schedule's own ᾱ: the same picture as "as trained"
+    w.steps_slider.value = 10
+    settle(w)
+    assert w.image.value == trained and "ᾱ along linear" in w.readout.value
+    with pytest.raises(ValueError, match="at_inference"):
+        widgets.sampler_explorer(oracle, SCHED, shape=(2, 1, 8, 8), at_inference="karras")

@@ -13,7 +13,8 @@
   progress.py          training_progress_explorer   frame            to_static / filmstrip
   score.py             score_explorer               frame            to_static / filmstrip
 
-Shared: ``common.py`` (labels, caches, the spacing names), ``html.py`` (an explorer as a static
+Shared: ``common.py`` (labels, caches, the spacing names), ``sampler_captions.py`` (the sampler
+explorer's captions), ``html.py`` (an explorer as a static
 handout block, and the ``DIFFVIZ_HANDOUT`` switch), ``base.py`` (``Explorer``, the one widget class),
 ``background.py`` (slow work in a worker thread where the newest request wins: the sampler explorer's).
 

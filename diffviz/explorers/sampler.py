@@ -1,5 +1,5 @@
-"""Sampler explorer: sampler, steps, spacing, η, class and guidance, with x_T and the seed fixed, so
-only the knob changes the picture.
+"""Sampler explorer: sampler, steps, spacing, η, class, guidance, x̂₀ bound and schedule at inference,
+with x_T and the seed fixed, so only the knob changes the picture.
 
     knobs(controls) ──► result(inputs, **knobs): sample + PNG (cached) ──► to_static / filmstrip / widget
     widget: a move shows "computing …" at once; sampling runs in a worker thread (``background``),
@@ -23,13 +23,16 @@ from torch import nn
 from .. import plots, viz
 from ..diffusion import predict_x0
 from ..sampling import SAMPLERS
+from ..schedules import get_schedule
 from ..validate import check_num_steps, finite_number, one_of
 from .common import SPACINGS, cache_put
+from .sampler_captions import describe, describe_bound, describe_schedule  # noqa: F401 (all three public here)
 
 STEP_CHOICES = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000)  # the steps slider's stops (those ≤ T)
 GUIDANCE_MAX = 20.0  # the guidance slider's range is [0, GUIDANCE_MAX]
 BOUNDS = ("none", "clip", "dynamic")  # the "x̂₀ bound" knob: nothing, clip_sample, thresholding
 DYNAMIC = {"dynamic_thresholding_ratio": 0.995, "sample_max_value": 3.0}  # the "dynamic" bound's settings
+AT_INFERENCE = ("as trained", "linear", "cosine")  # the "schedule at inference" knob: whose ᾱ the chain follows
 PREVIEW_SECONDS = 0.25  # while sampling, the busy caption and the x̂₀ preview change at most this often
 BUSY_CLASS = "diffviz-busy"  # the picture's CSS class while it is not yet the selected setting's
 BUSY_CSS = f"<style>.{BUSY_CLASS} {{opacity: 0.4; filter: grayscale(1);}}</style>"
@@ -62,11 +65,12 @@ def inputs(model, schedule, shape=None, num_classes=None, seed=0, nrow=None) -> 
 
 
 def knobs(inp: SamplerInputs, sampler="ddim", num_steps=20, spacing="trailing", eta=0.0, cls=None,
-          guidance_scale=1.0, bound="none") -> dict:
+          guidance_scale=1.0, bound="none", at_inference="as trained") -> dict:
     """The ``sample`` arguments for these control values. cls: "mixed" (0, 1, 2, … in turn; the default
     for a conditional model), "none" (unconditional, no guidance) or a class index; η only counts for DDIM;
     bound (x̂₀ before each step): "none", "clip" (``clip_sample``) or "dynamic" (``thresholding`` with
-    ``DYNAMIC``'s ratio and maximum)."""
+    ``DYNAMIC``'s ratio and maximum); at_inference: "as trained" or a schedule name, whose ᾱ (same T) the
+    chain follows at the nearest trained timesteps (``inference_schedule``, ``diffviz.schedule_mapping``)."""
     cls = cls if cls is not None else ("mixed" if inp.num_classes else "none")
     if cls != "none" and not inp.num_classes:
         raise ValueError(f"cls={cls!r} needs a class-conditional model (num_classes), this one has none")
@@ -74,25 +78,8 @@ def knobs(inp: SamplerInputs, sampler="ddim", num_steps=20, spacing="trailing", 
     return {"sampler": sampler, "num_steps": num_steps, "timestep_spacing": spacing,
             "eta": eta if sampler == "ddim" else 0.0, "y": y, "guidance_scale": None if y is None else guidance_scale,
             "clip_sample": bound == "clip", "thresholding": bound == "dynamic",
-            **(DYNAMIC if bound == "dynamic" else {})}
-
-
-def describe(kn: dict, seed: int) -> str:
-    """Every knob of a picture: "DDIM · 20 steps · spacing trailing · η = 0 · w = 3 · class mixed · x̂₀ not
-    bounded · seed 0"."""
-    y = kn["y"]
-    cls = "∅ (unconditional)" if y is None else ("mixed" if isinstance(y, torch.Tensor) else str(y))
-    w = "none" if kn["guidance_scale"] is None else f"{kn['guidance_scale']:g}"
-    return (f"{kn['sampler'].upper()} · {kn['num_steps']} steps · spacing {kn['timestep_spacing']} · "
-            f"η = {kn['eta']:g} · w = {w} · class {cls} · {describe_bound(kn)} · seed {seed}")
-
-
-def describe_bound(kn: dict) -> str:
-    """The x̂₀ bound of these ``knobs``: "x̂₀ not bounded", "x̂₀ clipped to [−1, 1]" or
-    "x̂₀ dynamic threshold p = 0.995, s ≤ 3"."""
-    if kn.get("thresholding"):
-        return f"x̂₀ dynamic threshold p = {kn['dynamic_thresholding_ratio']:g}, s ≤ {kn['sample_max_value']:g}"
-    return "x̂₀ clipped to [−1, 1]" if kn.get("clip_sample") else "x̂₀ not bounded"
+            **(DYNAMIC if bound == "dynamic" else {}), "inference_schedule": None if at_inference == "as trained"
+            else get_schedule(at_inference, inp.schedule.num_timesteps)}
 
 
 class StepWatch:
@@ -152,7 +139,8 @@ def to_static(inp: SamplerInputs, kn: dict, num_steps_values=None) -> go.Figure:
     """Frames over the number of steps (default 1, 2, 5, 10, 20, 50), the other knobs as in ``kn``."""
     values = steps_values(inp, num_steps_values, (1, 2, 5, 10, 20, 50))
     pngs = [result(inp, **{**kn, "num_steps": s})["png"] for s in values]
-    fig = plots.image_panels_figure([f"{kn['sampler'].upper()} samples"], pngs[:1], height=360)
+    title = f"{kn['sampler'].upper()} samples · {describe_schedule(kn)}"
+    fig = plots.image_panels_figure([title], pngs[:1], height=360)
     traces = [(s, [go.Image(source=plots.data_uri(p))]) for s, p in zip(values, pngs)]
     return plots.add_slider_frames(fig, traces, [0], prefix="steps = ")
 
@@ -162,22 +150,25 @@ def filmstrip(inp: SamplerInputs, kn: dict, num_steps_values=None) -> Figure:
     values = steps_values(inp, num_steps_values, (1, 5, 10, 50))
     rows = [[plots.png_to_array(result(inp, **{**kn, "sampler": name, "num_steps": s})["png"]) for s in values]
             for name in SAMPLERS]
-    return plots.image_filmstrip(rows, ["DDPM", f"DDIM η={kn['eta']:g}"], [f"{s} steps" for s in values])
+    names = [f"DDPM · {describe_schedule(kn)}", f"DDIM η={kn['eta']:g} · {describe_schedule(kn)}"]
+    return plots.image_filmstrip(rows, names, [f"{s} steps" for s in values])
 
 
 def sampler_explorer(model, schedule, shape=None, num_classes=None, seed=0, sampler="ddim", num_steps=20, eta=0.0,
-                     guidance_scale=1.0, nrow=None, spacing="trailing", bound="none"):
+                     guidance_scale=1.0, nrow=None, spacing="trailing", bound="none", at_inference="as trained"):
     """Sample with the chosen sampler (DDPM / DDIM), number of steps, timestep spacing, η and, for a
     class-conditional model (``num_classes`` or ``model.config.num_classes``), class and guidance
     scale w in [0, 20]; the "x̂₀ bound" knob (``bound``: "none", "clip", "dynamic") bounds x̂₀ before
-    each step (``diffviz.thresholding``; "dynamic" uses ``DYNAMIC``). x_T and the sampler's generator are
+    each step (``diffviz.thresholding``; "dynamic" uses ``DYNAMIC``); the "schedule at inference" knob
+    (``at_inference``: "as trained", "linear", "cosine") runs the chain along that schedule's ᾱ, at the
+    nearest trained timesteps (``diffviz.schedule_mapping``). x_T and the sampler's generator are
     fixed by ``seed``; results are cached per setting. Sliders act on release. The first picture is
     drawn at once; after that a move dims the picture and says "computing …" at once, a worker thread
     samples (showing x̂₀ as it fills in), the newest setting wins (older work is dropped), and picture
     and caption change together; the caption names every knob of the picture shown. Returns an
     ``Explorer`` (sampler, steps_slider, spacing, eta_slider, class_dropdown, guidance_slider,
-    bound_buttons, image, readout, inputs, x_T, knobs(), runner (``background.LatestWins``: submitted /
-    completed / abandoned counts), wait(timeout) → True once the newest setting is shown)."""
+    bound_buttons, schedule_dropdown, image, readout, inputs, x_T, knobs(), runner (``background.LatestWins``:
+    submitted / completed / abandoned counts), wait(timeout) → True once the newest setting is shown)."""
     import ipywidgets as W
 
     from .background import LatestWins
@@ -188,6 +179,7 @@ def sampler_explorer(model, schedule, shape=None, num_classes=None, seed=0, samp
     one_of("sampler", sampler, SAMPLERS)
     one_of("spacing", spacing, SPACINGS)
     one_of("bound", bound, BOUNDS)
+    one_of("at_inference", at_inference, AT_INFERENCE)
     num_steps = check_num_steps(num_steps, T)
     eta = finite_number("eta", eta, low=0, high=1)
     guidance_scale = finite_number("guidance_scale", guidance_scale, low=0, high=GUIDANCE_MAX)
@@ -206,17 +198,21 @@ def sampler_explorer(model, schedule, shape=None, num_classes=None, seed=0, samp
                                     continuous_update=False, disabled=not n_cls)
     bound_buttons = W.ToggleButtons(options=list(BOUNDS), value=bound, description="x̂₀ bound",
                                     style={"button_width": "80px"})
+    schedule_dropdown = W.Dropdown(options=list(AT_INFERENCE), value=at_inference, description="schedule at inference",
+                                   style={"description_width": "initial"}, layout=W.Layout(width="260px"))
     image, line = W.Image(format="png"), W.HTML()
     shown = {}  # the picture on show: {"png", "caption"}
 
     def current_knobs() -> dict:
         """The sample() arguments the controls select."""
         return knobs(inp, sampler_buttons.value, steps_slider.value, spacing_menu.value, eta_slider.value,
-                     class_dropdown.value, guidance_slider.value, bound_buttons.value)
+                     class_dropdown.value, guidance_slider.value, bound_buttons.value, schedule_dropdown.value)
 
     def show(kn: dict, r: dict):
         """Picture, caption and ``.current`` of one finished setting, together."""
         visits = ", ".join(map(str, r["timesteps"][:10])) + (", …" if len(r["timesteps"]) > 10 else "")
+        if len(r["timesteps"]) != kn["num_steps"]:  # steps mapped onto one trained timestep run once
+            visits += f" — {len(r['timesteps'])} distinct"
         shown.update(png=r["png"], caption=f"{describe(kn, inp.seed)} · visiting t = {visits} ({plots.T_NOTE})"
                                            f" · sampled in {r['seconds']:.2f} s")
         image.value, line.value = r["png"], shown["caption"]
@@ -266,16 +262,18 @@ def sampler_explorer(model, schedule, shape=None, num_classes=None, seed=0, samp
         return None
 
     controls = [sampler_buttons, steps_slider, spacing_menu, eta_slider, class_dropdown, guidance_slider,
-                bound_buttons]
+                bound_buttons, schedule_dropdown]
     explorer = Explorer("SamplerExplorer", "Samplers (fixed x_T and seed: only the knob changes)", controls,
                         [W.HTML(BUSY_CSS), line, image], render,
                         note="guidance: w = 0 unconditional, 1 conditional, > 1 stronger · x̂₀ bound: clip = "
-                             "clip_sample, dynamic = thresholding (Saharia et al. 2022)",
+                             "clip_sample, dynamic = thresholding (Saharia et al. 2022) · schedule at inference: "
+                             "that schedule's ᾱ, at the nearest trained t",
                         static=lambda w, num_steps_values=None: to_static(inp, current_knobs(), num_steps_values),
                         filmstrip=lambda w, num_steps_values=None: filmstrip(inp, current_knobs(), num_steps_values),
                         parts=dict(sampler=sampler_buttons, steps_slider=steps_slider, spacing=spacing_menu,
                                    eta_slider=eta_slider, class_dropdown=class_dropdown,
-                                   guidance_slider=guidance_slider, bound_buttons=bound_buttons, image=image,
+                                   guidance_slider=guidance_slider, bound_buttons=bound_buttons,
+                                   schedule_dropdown=schedule_dropdown, image=image,
                                    readout=line, inputs=inp, x_T=inp.x_T, knobs=current_knobs, runner=runner,
                                    wait=runner.wait))
     return explorer
