@@ -9,7 +9,6 @@ Timesteps are 0-based in [0, T−1]; code t = k is the paper's t = k + 1.
 """
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 from typing import Optional
 
@@ -23,8 +22,8 @@ from .thresholding import threshold_spec
 from .variances import VARIANCE_TYPES, split_model_output
 from .schedule_mapping import timesteps_for_schedule
 from .schedules import respace, sampling_timesteps
-from .validate import (check_bool, check_generator, check_labels, check_num_steps, finite_number, float_tensor,
-                       one_of, resolve_device)
+from .validate import (check_bool, check_generator, check_labels, check_num_steps, check_shape, finite_number,
+                       float_tensor, one_of, resolve_device)
 
 SAMPLERS = ("ddpm", "ddim")
 
@@ -96,15 +95,6 @@ def _model_device(eps_model, device):
     return torch.device("cpu")
 
 
-def _check_shape(shape) -> tuple:
-    if not isinstance(shape, (tuple, list, torch.Size)):
-        raise TypeError(f"shape must be a tuple of positive ints like (B, C, H, W), got {shape!r}")
-    if len(shape) == 0 or not all(isinstance(n, numbers.Integral) and not isinstance(n, bool) and n > 0
-                                  for n in shape):
-        raise ValueError(f"shape must be a tuple of positive ints like (B, C, H, W), got {tuple(shape)!r}")
-    return tuple(int(n) for n in shape)
-
-
 def _check_x_T(x_T, shape):
     float_tensor("x_T", x_T)
     if tuple(x_T.shape) != shape:
@@ -139,7 +129,7 @@ def _check_arguments(eps_model, schedule, shape, sampler, num_steps, eta, genera
     if not callable(eps_model):
         raise TypeError(f"eps_model must be callable as eps_model(x_t, t[, y]), got {type(eps_model).__name__}")
     check_schedule(schedule)
-    shape = _check_shape(shape)
+    shape = check_shape(shape)
     one_of("sampler", sampler, SAMPLERS)
     num_steps = check_num_steps(num_steps, schedule.num_timesteps)
     eta = finite_number("eta", eta, low=0)

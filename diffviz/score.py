@@ -17,14 +17,13 @@ Noise levels are indexed i = 0..L−1 here, largest σ first (the paper's σ_1 >
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Callable, NamedTuple, Optional
 
 import torch
 
 from .diffusion import check_schedule, check_step_inputs
 from .schedules import extract, sampling_timesteps
-from .validate import check_bool, check_generator, check_num_steps, finite_number, float_tensor, positive_int
+from .validate import check_bool, check_generator, check_num_steps, check_shape, finite_number, float_tensor, positive_int
 
 
 def score_from_eps(schedule, eps, t):
@@ -131,13 +130,6 @@ def _check_sigmas(sigmas) -> torch.Tensor:
     return values
 
 
-def _check_shape(shape) -> tuple:
-    if not isinstance(shape, (tuple, list, torch.Size)) or len(shape) == 0 or not all(
-            isinstance(n, numbers.Integral) and not isinstance(n, bool) and n > 0 for n in shape):
-        raise ValueError(f"shape must be a tuple of positive ints like (B, D) or (B, C, H, W), got {shape!r}")
-    return tuple(int(n) for n in shape)
-
-
 def _start(shape, sigma_max, generator, x_init, device):
     """x_init (checked) or a draw of N(0, σ_1² I) on the generator's device, moved to ``device``."""
     if x_init is not None:
@@ -174,7 +166,7 @@ def annealed_langevin(score_fn, shape, sigmas, steps_per_level=100, step_size=2e
     """
     if not callable(score_fn):
         raise TypeError(f"score_fn must be callable as score_fn(x, level_index), got {type(score_fn).__name__}")
-    shape = _check_shape(shape)
+    shape = check_shape(shape)
     sigmas = _check_sigmas(sigmas)
     steps_per_level = positive_int("steps_per_level", steps_per_level)
     step_size = finite_number("step_size", step_size, low=0, low_open=True)

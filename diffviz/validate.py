@@ -184,3 +184,13 @@ def finite_array(name: str, value):
         raise ValueError(f"{name} must be finite, got {int(np.isnan(array).sum())} NaN and "
                          f"{int(np.isinf(array).sum())} ±inf values in an array of shape {tuple(array.shape)}")
     return array
+
+
+def check_shape(shape) -> tuple:
+    """A sample shape such as (B, C, H, W) or (B, D): a tuple (or list, torch.Size) of positive ints."""
+    if not isinstance(shape, (tuple, list, torch.Size)):
+        raise TypeError(f"shape must be a tuple of positive ints like (B, C, H, W), got {shape!r}")
+    if len(shape) == 0 or not all(isinstance(n, numbers.Integral) and not isinstance(n, bool) and n > 0
+                                  for n in shape):
+        raise ValueError(f"shape must be a tuple of positive ints like (B, C, H, W), got {tuple(shape)!r}")
+    return tuple(int(n) for n in shape)
