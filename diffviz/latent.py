@@ -14,6 +14,7 @@ code t = k is the paper's t = k + 1.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -160,6 +161,6 @@ def load_latent_diffusion(prefix, autoencoder_prefix, device="cpu") -> LoadedMod
 
 
 def _weights_sha256(prefix) -> str:
-    import json
+    """The sha256 of the weights file an exported model's JSON records."""
     path = Path(prefix)
     return json.loads(path.with_name(path.name + ".json").read_text(encoding="utf-8"))["weights"]["sha256"]
