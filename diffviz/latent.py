@@ -121,7 +121,8 @@ class LatentDiffusion(nn.Module):
               shape (B, 1, 28, 28) (or the latent shape (B, C_lat, 7, 7), or B); y, guidance_scale
               (classifier-free guidance in latent space, Ho & Salimans 2022), sampler, num_steps, eta,
               generator, record and the keyword-only options are passed through unchanged. ``x_T``,
-              when given, is latent noise (B, C_lat, 7, 7).
+              when given, is latent noise (B, C_lat, 7, 7); a ``classifier`` for classifier guidance
+              would have to take latents z_t (the shipped noisy classifier takes pixels).
         Returns: LatentTrajectory (decoded; ``.latents`` holds the latent run). With ``record=True``
               every step's z_t and ẑ_0 are decoded too (2·S·B decoder calls; cheap at 7×7).
         """

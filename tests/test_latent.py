@@ -8,8 +8,8 @@ import torch
 
 import diffviz as dv
 from diffviz.checkpoint_io import CheckpointError
-from diffviz.latent import (Autoencoder, AutoencoderConfig, LatentDiffusion, LatentTrajectory, export_autoencoder,
-                            kl_divergence, load_autoencoder, tile_latents)
+from diffviz.latent import (Autoencoder, AutoencoderConfig, LatentDiffusion, LatentTrajectory, encode_dataset,
+                            export_autoencoder, fit_scale_factor, kl_divergence, load_autoencoder, tile_latents)
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +63,15 @@ def test_kl_matches_float64_closed_form_of_full_gaussians():
         reference = 0.5 * (np.trace(cov) + mu @ mu - mu.size - np.linalg.slogdet(cov)[1])
         assert ours[i].item() == pytest.approx(reference, rel=1e-5)
     assert kl_divergence(torch.zeros(4), torch.zeros(4)).abs().max() == 0  # the prior itself
+
+
+def test_fit_scale_factor_makes_the_fitted_latents_unit_std():
+    model = small_autoencoder()
+    images = torch.rand(40, 1, 28, 28, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    with torch.no_grad():
+        raw_std = model.posterior(images)[0].std().item()
+    assert fit_scale_factor(model, images, batch_size=16) == pytest.approx(1 / raw_std, rel=1e-5)
+    assert encode_dataset(model, images, batch_size=7).std().item() == pytest.approx(1.0, rel=1e-5)
 
 
 def test_export_load_round_trip_and_tamper(tmp_path):
