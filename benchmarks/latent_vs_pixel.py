@@ -51,7 +51,7 @@ def sampler(name, model, schedule):
                                         guidance_scale=1.0, record=False).sample
 
 
-def measure(name, run, test_x, n, seed) -> dict:
+def measure(run, test_x, n, seed) -> dict:
     y16 = torch.arange(16) % 10
     times = []
     for _ in range(3):
@@ -89,7 +89,7 @@ def main(argv=None):
                    "autoencoder_train_seconds": ae_meta["train_seconds"]},
     }
     for name, model, schedule in (("pixel", pixel, pixel_schedule), ("latent", latent, latent_schedule)):
-        rows[name].update(measure(name, sampler(name, model, schedule), test_x, args.n, args.seed))
+        rows[name].update(measure(sampler(name, model, schedule), test_x, args.n, args.seed))
         print(name, rows[name], flush=True)
     result = {"n": args.n, "sampler": "ddim", "steps": 50, "eta": 0.0, "guidance_scale": 1.0, "seed": args.seed,
               "threads": 1, "rows": rows, "torch": torch.__version__,
