@@ -41,6 +41,7 @@ from .classifier import NoisyClassifier, NoisyClassifierConfig, train_noisy_clas
 from .training import TrainConfig, TrainEvent, Trainer, train
 from .checkpoint import CheckpointError, export_model, load_checkpoint, load_model, save_checkpoint
 from .images import make_grid, save_image_grid
+from .latent import Autoencoder, AutoencoderConfig, LatentDiffusion, LatentTrajectory
 from .pretrained import load_pretrained
 from .progress import load_progress
 from . import quality, recipes

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from .checkpoint import LoadedModel, load_model
 from .data import data_dir
+from .latent import load_autoencoder, load_latent_diffusion
 from .validate import resolve_device
 
-PRETRAINED = {"mnist": "mnist_unet", "mnist-noisy-classifier": "mnist_noisy_classifier"}  # name -> file prefix
+PRETRAINED = {"mnist": "mnist_unet", "mnist-noisy-classifier": "mnist_noisy_classifier",  # name -> file prefix
+              "mnist-autoencoder": "mnist_autoencoder", "mnist-latent": "mnist_latent"}
 
 
 def pretrained_path(name: str):
@@ -35,5 +37,14 @@ def load_pretrained(name: str = "mnist", device="cpu") -> LoadedModel:
     0–9, or None for the learned null class used by classifier-free guidance.
     "mnist-noisy-classifier" gives ``classifier(x_t, t)`` → logits (B, 10) instead, for
     ``sample(..., classifier=classifier, y=digits)``.
+    "mnist-autoencoder" gives the latent autoencoder (``encode``/``decode``; schedule None);
+    "mnist-latent" a ``LatentDiffusion`` whose ``model.sample((B, 1, 28, 28), y=..., ...)`` takes the
+    arguments of ``diffviz.sample`` and returns decoded digits (``diffviz.latent``).
     """
-    return load_model(pretrained_path(name), device=resolve_device(device))
+    device = resolve_device(device)
+    if name == "mnist-autoencoder":
+        autoencoder, meta = load_autoencoder(pretrained_path(name), device)
+        return LoadedModel(autoencoder, None, meta)
+    if name == "mnist-latent":
+        return load_latent_diffusion(pretrained_path(name), pretrained_path("mnist-autoencoder"), device=device)
+    return load_model(pretrained_path(name), device=device)
