@@ -1,6 +1,6 @@
 """Pixel diffusion against latent diffusion, side by side in one run: the two shipped digit models.
 
-    python benchmarks/latent_vs_pixel.py            # ~4 minutes on one CPU thread
+    python benchmarks/latent_vs_pixel.py            # ~3 minutes on one CPU thread
 
 ``load_pretrained("mnist")`` (a U-Net on 1×28×28 pixels) against ``load_pretrained("mnist-latent")``
 (a U-Net on the 4×7×7 latents of ``mnist-autoencoder``, decoded once at the end; Rombach et al. 2022).
@@ -9,7 +9,10 @@ Measured here, on this CPU at one thread: network FLOPs of one denoising step pe
 decoder; parameters; the dimension the diffusion runs in; wall time to sample 16 digits with DDIM-50
 (decoding included, best of 3); class accuracy and feature-FID of n class-balanced DDIM-50 samples
 at guidance w = 1 against the 500 held-out test digits. Training wall times come from the models'
-JSON cards (each was trained at one CPU thread). Writes benchmarks/results/latent_vs_pixel.json.
+JSON cards (each was trained at one CPU thread). At EQUAL TRAINING TIME: the pixel model's run kept
+EMA snapshots (``load_progress("mnist")``); the first snapshot trained at least as long as the latent
+model and its autoencoder together is measured the same way (column "pixel, same time").
+Writes benchmarks/results/latent_vs_pixel.json.
 """
 from __future__ import annotations
 
@@ -44,11 +47,25 @@ def step_flops(eps_model, shape) -> int:
 
 def sampler(name, model, schedule):
     """sample(n, y, generator, record) for either model, with the same arguments (DDIM-50, w = 1)."""
-    if name == "pixel":
+    if name != "latent":
         return lambda n, y, g: dv.sample(model, schedule, (n, 1, 28, 28), sampler="ddim", num_steps=50, generator=g,
                                          y=y, guidance_scale=1.0, record=False).sample
     return lambda n, y, g: model.sample((n, 1, 28, 28), sampler="ddim", num_steps=50, generator=g, y=y,
                                         guidance_scale=1.0, record=False).sample
+
+
+def equal_time_snapshot(latent_row):
+    """The pixel run's first EMA snapshot trained at least as long as the latent model + autoencoder:
+    (its row, its model)."""
+    budget = latent_row["train_seconds"] + latent_row["autoencoder_train_seconds"]
+    progress = dv.load_progress("mnist")
+    index = next((i for i, s in enumerate(progress.snapshots) if s.wall_time >= budget), len(progress.snapshots) - 1)
+    snap = progress.snapshots[index]
+    model = progress.load_model(index).model
+    row = {"model": f'load_progress("mnist") snapshot {index} (step {snap.step})', "dimensions": 784,
+           "step_flops": step_flops(model, (1, 28, 28)), "decode_flops": 0, "parameters": num_parameters(model),
+           "autoencoder_parameters": 0, "train_seconds": round(snap.wall_time, 1), "train_images_seen": snap.images_seen}
+    return row, model
 
 
 def measure(run, test_x, n, seed) -> dict:
@@ -88,7 +105,9 @@ def main(argv=None):
                    "train_seconds": round(latent_meta["wall_time"], 1), "train_images_seen": latent_meta["images_seen"],
                    "autoencoder_train_seconds": ae_meta["train_seconds"]},
     }
-    for name, model, schedule in (("pixel", pixel, pixel_schedule), ("latent", latent, latent_schedule)):
+    rows["pixel_same_time"], snapshot = equal_time_snapshot(rows["latent"])
+    for name, model, schedule in (("pixel", pixel, pixel_schedule), ("pixel_same_time", snapshot, pixel_schedule),
+                                  ("latent", latent, latent_schedule)):
         rows[name].update(measure(sampler(name, model, schedule), test_x, args.n, args.seed))
         print(name, rows[name], flush=True)
     result = {"n": args.n, "sampler": "ddim", "steps": 50, "eta": 0.0, "guidance_scale": 1.0, "seed": args.seed,
@@ -101,20 +120,22 @@ def main(argv=None):
 
 
 def print_table(rows):
-    p, l = rows["pixel"], rows["latent"]
-    lines = [("dimensions of x_t", p["dimensions"], l["dimensions"]),
-             ("MFLOPs per denoising step (per image)", p["step_flops"] / 1e6, l["step_flops"] / 1e6),
-             ("MFLOPs of the decoder (once per image)", 0, l["decode_flops"] / 1e6),
-             ("U-Net parameters", p["parameters"], l["parameters"]),
-             ("autoencoder parameters", 0, l["autoencoder_parameters"]),
-             ("16 digits, DDIM-50 (s)", p["sample_16_seconds"], l["sample_16_seconds"]),
-             ("class accuracy", p["class_accuracy"], l["class_accuracy"]),
-             ("feature-FID", p["feature_fid"], l["feature_fid"]),
-             ("training wall time (s)", p["train_seconds"], f'{l["train_seconds"]} + AE {l["autoencoder_train_seconds"]}')]
-    print(f"{'':40s} {'pixel':>14s} {'latent':>22s}")
-    for label, a, b in lines:
+    p, e, l = rows["pixel"], rows["pixel_same_time"], rows["latent"]
+    lines = [("dimensions of x_t", p["dimensions"], e["dimensions"], l["dimensions"]),
+             ("MFLOPs per denoising step (per image)", p["step_flops"] / 1e6, e["step_flops"] / 1e6,
+              l["step_flops"] / 1e6),
+             ("MFLOPs of the decoder (once per image)", 0, 0, l["decode_flops"] / 1e6),
+             ("U-Net parameters", p["parameters"], e["parameters"], l["parameters"]),
+             ("autoencoder parameters", 0, 0, l["autoencoder_parameters"]),
+             ("16 digits, DDIM-50 (s)", p["sample_16_seconds"], e["sample_16_seconds"], l["sample_16_seconds"]),
+             ("class accuracy", p["class_accuracy"], e["class_accuracy"], l["class_accuracy"]),
+             ("feature-FID", p["feature_fid"], e["feature_fid"], l["feature_fid"]),
+             ("training wall time (s)", p["train_seconds"], e["train_seconds"],
+              f'{l["train_seconds"]} + AE {l["autoencoder_train_seconds"]}')]
+    print(f"{'':40s} {'pixel':>14s} {'pixel, same time':>18s} {'latent':>22s}")
+    for label, a, b, c in lines:
         fmt = lambda v: f"{v:,.3f}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int) else str(v)
-        print(f"{label:40s} {fmt(a):>14s} {fmt(b):>22s}")
+        print(f"{label:40s} {fmt(a):>14s} {fmt(b):>18s} {fmt(c):>22s}")
 
 
 if __name__ == "__main__":
