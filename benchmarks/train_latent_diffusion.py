@@ -82,6 +82,12 @@ def main(argv=None):
     print(json.dumps(metadata["metrics"], indent=1))
 
 
+def latent_train_config(config, data) -> dict:
+    """The TrainConfig as run: its dataset and model fields name what the Trainer was handed instead."""
+    return {**asdict(config), "dataset": data.name, "model": "the UNetConfig stored under model.config",
+            "model_overrides": {}}
+
+
 def train(args, train_set):
     autoencoder, _, ae_meta = load_pretrained("mnist-autoencoder")
     latents = encode_dataset(autoencoder, train_set.x)  # (N, C_lat, 7, 7), unit variance
@@ -103,7 +109,7 @@ def train(args, train_set):
     command = "python benchmarks/train_latent_diffusion.py " + " ".join(sys.argv[1:])
     metadata = {"source": "diffviz benchmarks/train_latent_diffusion.py", "licence": LICENCE,
                 "command": command.strip(), "step": trainer.step, "images_seen": trainer.images_seen,
-                "wall_time": seconds, "train_seconds": round(seconds, 1), "train_config": asdict(config),
+                "wall_time": seconds, "train_seconds": round(seconds, 1), "train_config": latent_train_config(config, data),
                 "hardware": f"{platform.machine()} CPU ({platform.processor() or 'unknown'}), {args.threads} "
                             "thread(s), a 2-core VM shared with other jobs",
                 "data": "mnist-5k train split (4,500 digits) encoded by mnist-autoencoder (scaled means)",
