@@ -2,6 +2,7 @@
 
     python benchmarks/train_latent_diffusion.py           # ~13 minutes on one CPU thread, then ~4 of evaluation
     python benchmarks/train_latent_diffusion.py --eval-only   # re-measure the shipped model
+    python benchmarks/train_latent_diffusion.py --autoencoder /tmp/ae --out /tmp/ldm   # another autoencoder
 
 The mnist-5k train digits are encoded once by the shipped autoencoder (``load_pretrained("mnist-autoencoder")``,
 scaled posterior means, unit variance) and a ``diffviz.UNet`` over the (C_lat, 7, 7) latents is trained
@@ -28,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from diffviz import metrics, recipes  # noqa: E402
 from diffviz.checkpoint import export_model  # noqa: E402
 from diffviz.data import Dataset, load_dataset  # noqa: E402
-from diffviz.latent import encode_dataset, load_latent_diffusion  # noqa: E402
-from diffviz.pretrained import load_pretrained, pretrained_path  # noqa: E402
+from diffviz.latent import encode_dataset, load_autoencoder, load_latent_diffusion  # noqa: E402
+from diffviz.pretrained import pretrained_path  # noqa: E402
 from diffviz.training import TrainConfig, Trainer  # noqa: E402
 from diffviz.unet import UNet, UNetConfig, num_parameters  # noqa: E402
 
@@ -65,17 +66,21 @@ def main(argv=None):
     parser.add_argument("--eval-n", type=int, default=500, help="samples per guidance scale (a multiple of 10)")
     parser.add_argument("--eval-only", action="store_true", help="only re-measure the shipped model")
     parser.add_argument("--out", type=Path, default=OUT, help="file prefix (PREFIX.safetensors + PREFIX.json)")
+    parser.add_argument("--autoencoder", type=Path, default=None,
+                        help="the autoencoder's file prefix (default: the shipped mnist-autoencoder)")
     args = parser.parse_args(argv)
+    args.autoencoder = args.autoencoder or pretrained_path("mnist-autoencoder")
+    args.command = " ".join(["python benchmarks/train_latent_diffusion.py", *(sys.argv[1:] if argv is None else argv)])
     torch.set_num_threads(args.threads)
     train_set, test_set = load_dataset("mnist-5k", split="train"), load_dataset("mnist-5k", split="test")
     if not args.eval_only:
         train(args, train_set)
-    model, schedule, meta = load_latent_diffusion(args.out, pretrained_path("mnist-autoencoder"))
+    model, schedule, meta = load_latent_diffusion(args.out, args.autoencoder)
     meta_path = Path(meta["path"])
     config = json.loads(meta_path.read_text(encoding="utf-8"))
     metadata = dict(config["metadata"])
     metadata["metrics"] = evaluate(model, test_set, n=args.eval_n)
-    metadata["metrics_note"] = ("500 class-balanced samples (50 per digit), DDIM η = 0, 50 steps, trailing spacing, "
+    metadata["metrics_note"] = (f"{args.eval_n} class-balanced samples ({args.eval_n // 10} per digit), DDIM η = 0, 50 steps, trailing spacing, "
                                 "generator seed 1234, decoded and clamped to [-1, 1]; feature-FID against the 500 "
                                 "held-out test digits; fp16 weights reloaded")
     export_model(model.eps_model, schedule, args.out, metadata=metadata)
@@ -89,7 +94,7 @@ def latent_train_config(config, data) -> dict:
 
 
 def train(args, train_set):
-    autoencoder, _, ae_meta = load_pretrained("mnist-autoencoder")
+    autoencoder, ae_meta = load_autoencoder(args.autoencoder)
     latents = encode_dataset(autoencoder, train_set.x)  # (N, C_lat, 7, 7), unit variance
     C = latents.shape[1]
     data = Dataset(latents, train_set.y, "mnist-5k latents", "train", 10, tuple(latents.shape[1:]))
@@ -105,17 +110,16 @@ def train(args, train_set):
     log = lambda e: print(f"step {e.step}  loss {e.loss:.4f}  lr {e.lr:.2e}  {e.elapsed:.0f} s", flush=True)
     trainer = Trainer(config, model=unet, dataset=data).fit(callback=log, progress=False)
     seconds = trainer.elapsed
-    ae_json = json.loads(pretrained_path("mnist-autoencoder").with_suffix(".json").read_text(encoding="utf-8"))
-    command = "python benchmarks/train_latent_diffusion.py " + " ".join(sys.argv[1:])
+    ae_json = json.loads(Path(f"{args.autoencoder}.json").read_text(encoding="utf-8"))
     metadata = {"source": "diffviz benchmarks/train_latent_diffusion.py", "licence": LICENCE,
-                "command": command.strip(), "step": trainer.step, "images_seen": trainer.images_seen,
+                "command": args.command, "step": trainer.step, "images_seen": trainer.images_seen,
                 "wall_time": seconds, "train_seconds": round(seconds, 1), "train_config": latent_train_config(config, data),
                 "hardware": f"{platform.machine()} CPU ({platform.processor() or 'unknown'}), {args.threads} "
                             "thread(s), a 2-core VM shared with other jobs",
-                "data": "mnist-5k train split (4,500 digits) encoded by mnist-autoencoder (scaled means)",
+                "data": f"mnist-5k train split (4,500 digits) encoded by {Path(args.autoencoder).name} (scaled means)",
                 "latent_std": latents.std().item(), "latent_mean": latents.mean().item(),
                 "num_parameters": num_parameters(unet), "final_loss_mean_100": sum(trainer.losses[-100:]) / 100,
-                "autoencoder": {"name": "mnist-autoencoder", "sha256": ae_json["weights"]["sha256"],
+                "autoencoder": {"name": Path(args.autoencoder).name, "sha256": ae_json["weights"]["sha256"],
                                 "scale_factor": ae_meta["scale_factor"]}}
     export_model(trainer.ema_model, trainer.schedule, args.out, metadata=metadata)
     print(f"trained {trainer.step} steps in {seconds:.0f} s; wrote {args.out}.json", flush=True)

@@ -1,6 +1,8 @@
 """diffviz.latent / diffviz.latent_autoencoder: shapes, the KL term against a float64 closed form,
 the shipped autoencoder's round trip and scale factor, and end-to-end latent sampling."""
+import importlib.util
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -142,3 +144,23 @@ def test_latent_shapes_and_bad_arguments(latent_model):
     with pytest.raises(TypeError, match="Autoencoder"):
         LatentDiffusion(object(), latent_model.eps_model, latent_model.schedule)
     assert tile_latents(torch.arange(8.0).reshape(2, 2, 2)).tolist() == [[[0, 1, 4, 5], [2, 3, 6, 7]]]
+
+
+def test_training_scripts_chain_on_a_fresh_autoencoder(tmp_path):
+    # benchmarks/train_autoencoder.py, then train_latent_diffusion.py on ITS latents (a few steps each)
+    scripts = {}
+    for name in ("train_autoencoder", "train_latent_diffusion"):
+        path = Path(__file__).resolve().parent.parent / "benchmarks" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        scripts[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(scripts[name])
+    ae, ldm = tmp_path / "ae", tmp_path / "ldm"
+    scripts["train_autoencoder"].main(["--steps", "3", "--channels", "8", "--out", str(ae)])
+    scripts["train_latent_diffusion"].main(["--steps", "3", "--base-channels", "8", "--autoencoder", str(ae),
+                                            "--out", str(ldm), "--eval-n", "10"])
+    model, schedule, meta = dv.latent.load_latent_diffusion(ldm, ae)
+    assert meta["command"].endswith(f"--out {ldm} --eval-n 10") and meta["autoencoder"]["name"] == "ae"
+    assert set(meta["metrics"]) == {"w=1", "w=2"} and meta["step"] == 3
+    out = model.sample(2, sampler="ddim", num_steps=2, y=torch.tensor([1, 7]), record=False,
+                       generator=torch.Generator().manual_seed(0))
+    assert out.sample.shape == (2, 1, 28, 28) and torch.isfinite(out.sample).all()
