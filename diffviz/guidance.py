@@ -21,7 +21,7 @@ from typing import Callable, NamedTuple
 
 import torch
 
-from .validate import check_labels, check_timesteps, finite_number, float_tensor
+from .validate import check_labels, check_timesteps, finite_number, float_tensor, label_tensor
 
 
 def _classifier_config(classifier, name):
@@ -112,5 +112,5 @@ def make_guidance(classifier, scale, y, batch: int, device) -> ClassifierGuidanc
     classifier); y becomes a (B,) int64 tensor on ``device``."""
     if classifier is None:
         return None
-    y = torch.as_tensor(y, dtype=torch.long).reshape(-1).expand(batch)  # (B,)
-    return ClassifierGuidance(classifier, y.to(device), float(scale), int(y.max()))
+    y = label_tensor(y, batch, device)  # (B,)
+    return ClassifierGuidance(classifier, y, float(scale), int(y.max()))

@@ -25,7 +25,7 @@ import torch
 from .diffusion import check_schedule
 from .sampling import guided_eps
 from .schedules import sampling_timesteps
-from .validate import check_bool, check_labels, check_num_steps, finite_number, float_tensor
+from .validate import check_bool, check_labels, check_num_steps, finite_number, float_tensor, label_tensor
 
 
 class Inversion(NamedTuple):
@@ -80,10 +80,7 @@ def ddim_invert(eps_model, schedule, x0, num_steps=50, y=None, guidance_scale=No
     """
     num_steps, y, guidance_scale = _check_inputs(eps_model, schedule, x0, num_steps, y, guidance_scale, record)
     timesteps = sampling_timesteps(schedule.num_timesteps, num_steps, timestep_spacing).flip(0)  # (S,) ascending
-    if isinstance(y, int):
-        y = torch.full((x0.shape[0],), y, dtype=torch.long)
-    if y is not None:
-        y = y.to(x0.device).expand(x0.shape[0])  # (B,); a 0-d tensor is broadcast
+    y = label_tensor(y, x0.shape[0], x0.device)  # (B,) or None
     x = x0
     states, noises = [], []
     t_prev = -1

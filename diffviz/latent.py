@@ -126,8 +126,9 @@ class LatentDiffusion(nn.Module):
         Returns: LatentTrajectory (decoded; ``.latents`` holds the latent run). With ``record=True``
               every step's z_t and ẑ_0 are decoded too (2·S·B decoder calls; cheap at 7×7).
         """
-        latent = sample_latents(self, self.schedule, self.latent_batch_shape(shape), sampler, num_steps, eta,
-                                generator, device, y, guidance_scale, record, **kwargs)
+        latent = sample_latents(self, self.schedule, self.latent_batch_shape(shape), sampler=sampler,
+                                num_steps=num_steps, eta=eta, generator=generator, device=device, y=y,
+                                guidance_scale=guidance_scale, record=record, **kwargs)
         pixels = self.decode_batched(latent.sample)  # (B, 1, 28, 28)
         steps = {"x_t": None, "eps": None, "x0_hat": None}
         if record:

@@ -95,10 +95,7 @@ class Autoencoder(nn.Module):
         """
         check_generator(generator)
         mean, logvar = self.posterior(x)
-        if sample:
-            noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
-            mean = mean + (0.5 * logvar).exp() * noise
-        return self.config.scale_factor * mean
+        return self.config.scale_factor * (reparameterise(mean, logvar, generator) if sample else mean)
 
     def decode(self, z):
         """x̂ = decoder(z / scale_factor) (Rombach et al. 2022, Sec. 3: x̃ = D(z)).
@@ -111,8 +108,13 @@ class Autoencoder(nn.Module):
     def forward(self, x, generator=None):
         """One training pass: (x̂ (B, 1, 28, 28), μ, log σ²) with z sampled by ``generator``."""
         mean, logvar = self.posterior(x)
-        noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
-        return self.decoder(mean + (0.5 * logvar).exp() * noise), mean, logvar
+        return self.decoder(reparameterise(mean, logvar, generator)), mean, logvar
+
+
+def reparameterise(mean, logvar, generator=None):
+    """z = μ + σ·ε, ε ~ N(0, I) from ``generator`` (Kingma & Welling 2014, Eq. 10). Shapes: any, equal."""
+    noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+    return mean + (0.5 * logvar).exp() * noise
 
 
 def kl_divergence(mean, logvar):

@@ -23,7 +23,7 @@ from .variances import VARIANCE_TYPES, split_model_output
 from .schedule_mapping import timesteps_for_schedule
 from .schedules import respace, sampling_timesteps
 from .validate import (check_bool, check_generator, check_labels, check_num_steps, check_shape, finite_number,
-                       float_tensor, one_of, resolve_device)
+                       float_tensor, label_tensor, one_of, resolve_device)
 
 SAMPLERS = ("ddpm", "ddim")
 
@@ -161,14 +161,6 @@ def _learned_variance(variance, v):
     return v
 
 
-def _labels(y, batch, device):
-    if y is None:
-        return None
-    if isinstance(y, int):
-        return torch.full((batch,), y, dtype=torch.long, device=device)
-    return y.to(device).expand(batch)  # (B,); a 0-d tensor is broadcast
-
-
 def _plan(schedule, sampler, num_steps, spacing, inference_schedule=None):
     """The steps to run: the visited timesteps, a list of (step index, DDIM's previous timestep) and the
     schedule the steps use. The visited timesteps are ``sampling_timesteps`` of the training schedule, or,
@@ -244,7 +236,7 @@ def sample(eps_model, schedule, shape, sampler="ddpm", num_steps=None, eta=0.0, 
         cuda_graph = device.type == "cuda" and isinstance(eps_model, nn.Module)
     model_fn = GraphedModel(eps_model) if cuda_graph else eps_model
     guidance = make_guidance(classifier, classifier_scale, y, shape[0], device)
-    y = None if guidance is not None and guidance_scale is None else _labels(y, shape[0], device)
+    y = None if guidance is not None and guidance_scale is None else label_tensor(y, shape[0], device)
 
     if x_T is None:
         noise_device = generator.device if generator is not None else device

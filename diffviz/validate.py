@@ -194,3 +194,13 @@ def check_shape(shape) -> tuple:
                                   for n in shape):
         raise ValueError(f"shape must be a tuple of positive ints like (B, C, H, W), got {tuple(shape)!r}")
     return tuple(int(n) for n in shape)
+
+
+def label_tensor(y, batch: int, device=None):
+    """Labels that passed ``check_labels`` as a (B,) int64 tensor on ``device`` (None stays None):
+    an int is repeated, a 0-d tensor broadcast."""
+    if y is None:
+        return None
+    if isinstance(y, int):
+        return torch.full((batch,), y, dtype=torch.long, device=device)
+    return y.to(device=device, dtype=torch.long).reshape(-1).expand(batch)  # (B,)

@@ -114,3 +114,12 @@ def test_model_checks_are_restored_when_sampling_fails():
     with pytest.raises(RuntimeError, match="boom"):
         dv.sample(model, dv.linear_schedule(100), (2, 2), num_steps=3)
     assert model.check_values is True and model.training
+
+
+def test_label_tensor_repeats_an_int_broadcasts_a_scalar_and_keeps_a_batch():
+    from diffviz.validate import label_tensor
+    assert label_tensor(None, 3) is None
+    assert label_tensor(7, 3).tolist() == [7, 7, 7] and label_tensor(7, 3).dtype == torch.long
+    assert label_tensor(torch.tensor(2), 4).tolist() == [2, 2, 2, 2]
+    y = torch.tensor([0, 5, 9])
+    assert torch.equal(label_tensor(y, 3), y)
