@@ -25,7 +25,8 @@ import torch
 from .diffusion import check_schedule
 from .sampling import guided_eps
 from .schedules import sampling_timesteps
-from .validate import check_bool, check_labels, check_num_steps, finite_number, float_tensor, label_tensor
+from .validate import (check_bool, check_guidance_scale, check_labels, check_num_steps, finite_number, float_tensor,
+                       label_tensor)
 
 
 class Inversion(NamedTuple):
@@ -51,10 +52,7 @@ def _check_inputs(eps_model, schedule, x0, num_steps, y, guidance_scale, record)
         raise ValueError("x0 holds NaN or inf values")
     num_steps = check_num_steps(num_steps, schedule.num_timesteps)
     y = check_labels(y, x0.shape[0])
-    if guidance_scale is not None:
-        guidance_scale = finite_number("guidance_scale", guidance_scale)
-        if y is None:
-            raise ValueError("guidance_scale needs class labels y")
+    guidance_scale = check_guidance_scale(guidance_scale, y)
     check_bool("record", record)
     return num_steps, y, guidance_scale
 

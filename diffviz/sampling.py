@@ -22,8 +22,8 @@ from .thresholding import threshold_spec
 from .variances import VARIANCE_TYPES, split_model_output
 from .schedule_mapping import timesteps_for_schedule
 from .schedules import respace, sampling_timesteps
-from .validate import (check_bool, check_generator, check_labels, check_num_steps, check_shape, finite_number,
-                       float_tensor, label_tensor, one_of, resolve_device)
+from .validate import (check_bool, check_generator, check_guidance_scale, check_labels, check_num_steps, check_shape,
+                       finite_number, float_tensor, label_tensor, one_of, resolve_device)
 
 SAMPLERS = ("ddpm", "ddim")
 
@@ -64,10 +64,7 @@ def guided_eps(eps_model, x_t, t, y=None, guidance_scale=None):
     ∅ is passed as ``y=None``. ``guidance_scale`` is None or a finite number; it needs ``y``.
     A learned-variance model's v is split off (``guided_eps_and_variance`` keeps it).
     """
-    if guidance_scale is not None:
-        guidance_scale = finite_number("guidance_scale", guidance_scale)
-        if y is None:
-            raise ValueError("guidance_scale needs class labels y")
+    guidance_scale = check_guidance_scale(guidance_scale, y)
     return guided_eps_and_variance(eps_model, x_t, t, y, guidance_scale)[0]
 
 
@@ -141,10 +138,7 @@ def _check_arguments(eps_model, schedule, shape, sampler, num_steps, eta, genera
         check_bool(name, flag)
     if x_T is not None:
         _check_x_T(x_T, shape)
-    if guidance_scale is not None:
-        guidance_scale = finite_number("guidance_scale", guidance_scale)
-        if y is None:
-            raise ValueError("guidance_scale needs class labels y")
+    guidance_scale = check_guidance_scale(guidance_scale, y)
     classifier_scale, y = check_classifier_guidance(classifier, classifier_scale, y, shape[0])
     y_model = y if classifier is None or guidance_scale is not None else None  # else y is the classifier's
     num_classes = _check_against_model(eps_model, schedule, y_model, variance)

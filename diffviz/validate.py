@@ -204,3 +204,13 @@ def label_tensor(y, batch: int, device=None):
     if isinstance(y, int):
         return torch.full((batch,), y, dtype=torch.long, device=device)
     return y.to(device=device, dtype=torch.long).reshape(-1).expand(batch)  # (B,)
+
+
+def check_guidance_scale(guidance_scale, y):
+    """Classifier-free guidance's w: None, or a finite number, which needs class labels y."""
+    if guidance_scale is None:
+        return None
+    guidance_scale = finite_number("guidance_scale", guidance_scale)
+    if y is None:
+        raise ValueError("guidance_scale needs class labels y")
+    return guidance_scale
