@@ -59,12 +59,14 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=250, help="samples per sampler call")
     parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"the JSON to write (default {DEFAULT_OUT})")
+    parser.add_argument("--device", default="cpu", help="run the model here (the noise still comes from CPU generators)")
     args = parser.parse_args(argv)
     if args.n < 10:
         raise ValueError(f"--n must be at least 10 (one sample per digit), got {args.n}")
     torch.set_num_threads(args.threads)
 
     model, schedule, description = load_eps_model(args)
+    model = model.to(args.device)
     num_classes = check_model(model)
     if num_classes is None:
         raise ValueError(f"class accuracy needs a class-conditional model; {description} is unconditional")
@@ -82,7 +84,7 @@ def main(argv=None):
               file=sys.stderr, flush=True)
 
     result = {"model": description, **{f"model_{k}": v for k, v in model_identity(args, model).items()},
-              "n": args.n, "seed": args.seed, "threads": args.threads,
+              "n": args.n, "seed": args.seed, "threads": args.threads, "device": args.device,
               "samplers": {key: label for key, (label, _) in SAMPLERS.items()},
               "real": reference_row(args.n, args.seed, reference), "points": points}
     args.out.parent.mkdir(parents=True, exist_ok=True)

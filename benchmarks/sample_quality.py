@@ -140,8 +140,9 @@ def reference_row(n, seed, data):
 
 def forward_seconds(model, batch, num_classes):
     """Seconds for one ε-model call on a batch (for the time estimate)."""
-    x, t = torch.zeros(batch, *metrics.IMAGE_SHAPE), torch.full((batch,), 500)
-    y = None if num_classes is None else torch.zeros(batch, dtype=torch.long)
+    device = next(model.parameters()).device
+    x, t = torch.zeros(batch, *metrics.IMAGE_SHAPE, device=device), torch.full((batch,), 500, device=device)
+    y = None if num_classes is None else torch.zeros(batch, dtype=torch.long, device=device)
     start = time.perf_counter()
     with torch.no_grad():
         model(x, t) if y is None else model(x, t, y)
@@ -174,6 +175,8 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=250, help="samples per sampler call")
     parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's choice)")
     parser.add_argument("--json", type=Path, help="also write the rows to this JSON file")
+    parser.add_argument("--device", default="cpu", help="run the model here (cuda: the noise still comes from "
+                        "CPU generators, so the samples match a CPU run's to float precision)")
     args = parser.parse_args(argv)
     n = args.n or (QUICK_N if args.quick else 500)
     specs = args.rows or (QUICK_ROWS if args.quick else DEFAULT_ROWS)
@@ -182,6 +185,7 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
 
     model, schedule, description = load_eps_model(args)
+    model = model.to(args.device)
     num_classes = check_model(model)
     if num_classes is None and any(row.scale is not None for row in parsed):
         raise ValueError(f"guidance rows need a class-conditional model; {description} is unconditional")
@@ -189,7 +193,7 @@ def main(argv=None):
     data = quality.Reference()
     batch = min(args.batch_size, n)
     per_call = forward_seconds(model, batch, num_classes)
-    print(f"model: {description}; n = {n}, seed = {args.seed}, threads = {torch.get_num_threads()}",
+    print(f"model: {description}; n = {n}, seed = {args.seed}, device = {args.device}, threads = {torch.get_num_threads()}",
           file=sys.stderr)
 
     rows, done = [reference_row(n, args.seed, data)], {}

@@ -45,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from diffviz import quality  # noqa: E402
 from diffviz.data import load_dataset  # noqa: E402
-from diffviz.recipes import MNIST_FAST  # noqa: E402
+from diffviz import recipes  # noqa: E402
 from sample_quality import draw_samples, measure, reference_row  # noqa: E402
 
 BAR_ACCURACY, BAR_FID_RATIO = 0.9, 2.0
@@ -77,15 +77,19 @@ class Marks:
         return not self.marks
 
 
-def train_diffviz(marks, out: Path, smoke: bool, clock: str):
+def cpu_state(module) -> dict:
+    return {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+
+
+def train_diffviz(marks, out: Path, smoke: bool, clock: str, device: str, recipe: str):
     from diffviz.training import TrainConfig, Trainer
     from safetensors.torch import save_file
 
-    recipe = {**MNIST_FAST, **(dict(steps=20, batch_size=8, warmup_steps=2) if smoke else {})}
-    trainer = Trainer(TrainConfig(**recipe, device="cpu", log_every=1))
+    settings = {**recipes.get(recipe), **(dict(steps=20, batch_size=8, warmup_steps=2) if smoke else {})}
+    # On a GPU a host sync every step would slow the fast path; marks are then checked every 10 steps.
+    trainer = Trainer(TrainConfig(**settings, device=device, log_every=1 if device == "cpu" else 10))
     clock = Marks(marks, lambda mark, step: save_file(
-        {k: v.contiguous() for k, v in trainer.ema_model.state_dict().items()}, out / f"{mark:09.1f}s-step{step}.safetensors"),
-        clock)
+        cpu_state(trainer.ema_model), out / f"{mark:09.1f}s-step{step}.safetensors"), clock)
     trainer.fit(callback=lambda event: setattr(trainer, "stop_requested", clock.check(event.step)), progress=False)
     for mark in clock.marks:  # the recipe finished before these marks: its final model stands for them
         clock.log.append(dict(mark=mark, step=trainer.step, wall=time.perf_counter() - clock.wall_start, finished=True))
@@ -113,7 +117,7 @@ class DiffusersEps(torch.nn.Module):
         return self.unet(x, t, class_labels=y).sample
 
 
-def train_diffusers(marks, out: Path, smoke: bool, clock: str):
+def train_diffusers(marks, out: Path, smoke: bool, clock: str, device: str, recipe: str):
     import torch.nn.functional as F
     from diffusers import DDPMScheduler
     from diffusers.optimization import get_cosine_schedule_with_warmup
@@ -123,7 +127,7 @@ def train_diffusers(marks, out: Path, smoke: bool, clock: str):
     cfg = {**DIFFUSERS, **(dict(batch_size=8, warmup=2) if smoke else {})}
     data = load_dataset("mnist-5k", split="train")
     torch.manual_seed(0)
-    model = diffusers_unet().train()
+    model = diffusers_unet().to(device).train()
     scheduler = DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear")
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], betas=cfg["betas"],
                                   weight_decay=cfg["weight_decay"], eps=cfg["eps"])
@@ -131,18 +135,18 @@ def train_diffusers(marks, out: Path, smoke: bool, clock: str):
     lr_schedule = get_cosine_schedule_with_warmup(optimizer, cfg["warmup"], steps_per_epoch * cfg["epochs"])
     ema = EMAModel(model.parameters(), decay=cfg["ema_max_decay"], use_ema_warmup=True,
                    inv_gamma=cfg["ema_inv_gamma"], power=cfg["ema_power"])
-    ema_copy = diffusers_unet()
+    ema_copy = diffusers_unet().to(device)
 
     def save(mark, step):
         ema.copy_to(ema_copy.parameters())
-        save_file({k: v.contiguous() for k, v in ema_copy.state_dict().items()}, out / f"{mark:09.1f}s-step{step}.safetensors")
+        save_file(cpu_state(ema_copy), out / f"{mark:09.1f}s-step{step}.safetensors")
 
     clock, step, g = Marks(marks, save, clock), 0, torch.Generator().manual_seed(0)
     while True:
         for idx in torch.randperm(len(data.x), generator=g).split(cfg["batch_size"]):  # one epoch, shuffled
-            x0, y = data.x[idx], data.y[idx]
-            noise = torch.randn(x0.shape, generator=g)
-            t = torch.randint(0, 1000, (len(idx),), generator=g)
+            x0, y = data.x[idx].to(device), data.y[idx].to(device)
+            noise = torch.randn(x0.shape, generator=g).to(device)
+            t = torch.randint(0, 1000, (len(idx),), generator=g).to(device)
             loss = F.mse_loss(model(scheduler.add_noise(x0, noise, t), t, class_labels=y).sample, noise)
             optimizer.zero_grad()
             loss.backward()
@@ -155,14 +159,14 @@ def train_diffusers(marks, out: Path, smoke: bool, clock: str):
                 return clock.log
 
 
-def evaluate(recipe: str, folder: Path, n: int):
+def evaluate(recipe: str, folder: Path, n: int, device: str = "cpu"):
     """Metrics of every stored model of one recipe."""
     from diffviz.schedules import get_schedule
     from diffviz.unet import UNet, preset
     from safetensors.torch import load_file
 
     data = quality.Reference()
-    model = (UNet(preset("tiny", num_classes=10)) if recipe == "diffviz" else DiffusersEps(diffusers_unet())).eval()
+    model = (UNet(preset("tiny", num_classes=10)) if recipe == "diffviz" else DiffusersEps(diffusers_unet())).to(device).eval()
     labels, rows = torch.arange(n) % 10, []
     for path in sorted(folder.glob("*.safetensors")):
         mark, step = path.stem.split("s-step")
@@ -176,13 +180,18 @@ def evaluate(recipe: str, folder: Path, n: int):
     return rows
 
 
+def device_name(device: str) -> str:
+    return torch.cuda.get_device_name(device) if device.startswith("cuda") else "cpu"
+
+
 def worker(args):
     torch.set_num_threads(args.threads)
     out = Path(args.out) / args.worker
     out.mkdir(parents=True, exist_ok=True)
     marks = [60 * m for m in args.minutes]
-    log = (train_diffviz if args.worker == "diffviz" else train_diffusers)(marks, out, args.smoke, args.clock)
-    rows = evaluate(args.worker, out, args.n)
+    log = (train_diffviz if args.worker == "diffviz" else train_diffusers)(marks, out, args.smoke, args.clock,
+                                                                            args.device, args.diffviz_recipe)
+    rows = evaluate(args.worker, out, args.n, args.device)
     for row, entry in zip(rows, log):  # rows and log entries are both in mark order
         row["wall_minutes"], row["finished"] = entry["wall"] / 60, entry.get("finished", False)
     (out / "rows.json").write_text(json.dumps(rows))
@@ -199,10 +208,15 @@ def main(argv=None):
     p.add_argument("--json", help="write the rows here")
     p.add_argument("--out", help="folder for the stored models (default: a temporary folder)")
     p.add_argument("--smoke", action="store_true", help="seconds-long marks, 20 samples: checks the script runs")
+    p.add_argument("--device", default="cpu", help="train and sample here; cuda implies --clock wall")
+    p.add_argument("--diffviz-recipe", default="mnist-fast", choices=list(recipes.RECIPES),
+                   help="the diffviz recipe (default mnist-fast, the CPU recipe)")
     p.add_argument("--worker", choices=("diffviz", "diffusers"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.smoke:
         args.minutes, args.n = [0.05, 0.1], 20
+    if args.device != "cpu":
+        args.clock = "wall"  # CPU time says nothing about GPU work
     if args.worker:
         return worker(args)
     if "diffusers" in args.recipes:
@@ -213,8 +227,8 @@ def main(argv=None):
     out = Path(args.out or tempfile.mkdtemp(prefix="time_to_quality-"))
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
     common = ["--minutes", *map(str, args.minutes), "--n", str(args.n), "--threads", str(args.threads), "--out", str(out),
-              "--clock", args.clock]
-    print(f"training {', '.join(args.recipes)} side by side, {args.threads} thread(s) each, marks at "
+              "--clock", args.clock, "--device", args.device, "--diffviz-recipe", args.diffviz_recipe]
+    print(f"training {', '.join(args.recipes)} side by side on {args.device}, {args.threads} thread(s) each, marks at "
           f"{', '.join(f'{m:g}' for m in args.minutes)} min of {args.clock} time; models in {out}", flush=True)
     procs = [subprocess.Popen([sys.executable, __file__, "--worker", r, *common, *(["--smoke"] if args.smoke else [])],
                               env=env) for r in args.recipes]
@@ -247,6 +261,8 @@ def main(argv=None):
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(dict(n=args.n, threads=args.threads, minutes=args.minutes, real_fid=real,
                                                    clock=args.clock, rows=rows, time_to_bar=times, machine=os.uname().machine,
+                                                   device=device_name(args.device), diffviz_recipe=args.diffviz_recipe,
+                                                   torch=torch.__version__,
                                                    cpus=os.cpu_count()), indent=1))
 
 

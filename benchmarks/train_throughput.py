@@ -143,7 +143,8 @@ def bf16_matmul_tflops(device, n=8192) -> float | None:
     return 2 * n**3 / seconds / 1e12
 
 
-def train_rows(args, device, peak):
+def train_rows(args, device, peak, on_row=lambda rows: None):
+    """One row per (size, model, variant); ``on_row(rows)`` after each, so a stopped run keeps what it measured."""
     rows = []
     for size_name in args.sizes:
         size = SIZES[size_name]
@@ -172,6 +173,7 @@ def train_rows(args, device, peak):
                 rows.append({**row, "params": num_parameters(trainer.model), "img_per_s": size["batch"] / seconds,
                              "ms_per_step": 1000 * seconds, "tflops": tflops,
                              "pct_peak": None if peak is None else 100 * tflops / peak})
+                on_row(rows)
                 del trainer, step
                 gc.collect()
                 if device.type == "cuda":
@@ -277,14 +279,22 @@ def main(argv=None) -> int:
         pass
     print("  ".join(f"{k} {v}" for k, v in versions.items()))
     peak = bf16_matmul_tflops(device)
-    train = train_rows(args, device, peak)
+
+    def write(train, sample=(), partial=True):
+        if args.json:
+            Path(args.json).write_text(json.dumps({"versions": versions, "peak_tflops": peak, "train": train,
+                                                   "sampling": list(sample), "partial": partial}, indent=2))
+
+    def on_row(rows):
+        print("measured: " + json.dumps(rows[-1]), flush=True)
+        write(rows)
+
+    train = train_rows(args, device, peak, on_row)
     sample = [] if args.no_sampling else sampling_rows(args, device)
     print_tables(train, sample, peak, device)
     if device.type == "cuda":
         check_targets(train, sample)
-    if args.json:
-        Path(args.json).write_text(json.dumps({"versions": versions, "peak_tflops": peak, "train": train,
-                                               "sampling": sample}, indent=2))
+    write(train, sample, partial=False)
     return 0
 
 

@@ -6,9 +6,11 @@ The JSON keeps the run's training config, step, images seen and wall time, for t
 """
 import argparse
 import platform
+import sys
 from pathlib import Path
 
-from diffviz.checkpoint import export_model, load_checkpoint
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from diffviz.checkpoint import export_model, load_checkpoint  # noqa: E402
 
 
 def main():

@@ -62,7 +62,10 @@ def main():
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "pretrained" / "mnist_unet_progress")
     parser.add_argument("--n", type=int, default=200, help="samples per metric (class-balanced)")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--hardware", default=f"{platform.machine()} CPU, {torch.get_num_threads()} threads")
+    parser.add_argument("--hardware", default=f"{platform.machine()} CPU, {torch.get_num_threads()} threads",
+                        help="where the run was trained (recorded in progress.json)")
+    parser.add_argument("--device", default="cpu", help="sample the snapshots here (the noise still comes from "
+                        "CPU generators, so the metrics match a CPU run's to float precision)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -85,7 +88,7 @@ def main():
     cache.mkdir(exist_ok=True)
     for snap in snapshots:
         began = time.perf_counter()
-        model, schedule, meta = load_model(args.out / snap.prefix)  # the fp16 weights that ship, as float32
+        model, schedule, meta = load_model(args.out / snap.prefix, device=args.device)  # the shipped fp16, as float32
         key = cache / f"{json.loads((args.out / f'{snap.prefix}.json').read_text())['weights']['sha256']}-n{args.n}"
         if key.with_suffix(".json").is_file():
             snap.metrics = json.loads(key.with_suffix(".json").read_text())

@@ -14,6 +14,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from .images import FORMATS
+from .recipes import RECIPES
 
 IMAGE_SUFFIXES = (*FORMATS, ".npy")  # what save_image_grid writes, and raw arrays
 MACHINE = ("device", "num_threads", "fast", "compile")  # about this machine, not the run: never inherited
@@ -68,7 +69,7 @@ def unit_interval(text):
 
 def train_args(parser):
     a = parser.add_argument
-    a("--recipe", choices=("mnist-fast", "mnist"),
+    a("--recipe", choices=tuple(RECIPES),
       help="start from a measured recipe (diffviz.recipes); the options given here override it")
     a("--dataset", help="dataset name (swiss_roll, moons, gaussian_mixture, digits, mnist-5k, ...); default digits")
     a("--n-data", dest="num_data", type=positive_int, help="use only this many training examples")

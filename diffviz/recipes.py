@@ -20,8 +20,10 @@ MNIST_FAST = dict(dataset="mnist-5k", model="tiny", conditional=True, schedule="
                   batch_size=32, lr=2e-3, warmup_steps=50, lr_schedule="cosine", min_snr_gamma=5.0, steps=1300,
                   seed=0)
 MNIST = dict(MNIST_FAST, steps=6000)
+# The same on a GPU: batches of 256 keep the card busy; a longer warm-up for the larger steps.
+MNIST_GPU = dict(MNIST_FAST, batch_size=256, warmup_steps=200, steps=12000)
 
-RECIPES = {"mnist-fast": MNIST_FAST, "mnist": MNIST}
+RECIPES = {"mnist-fast": MNIST_FAST, "mnist": MNIST, "mnist-gpu": MNIST_GPU}
 
 
 def get(name: str) -> dict:
