@@ -27,6 +27,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 from pathlib import Path
 
@@ -41,9 +42,7 @@ class Session:
         self.out, self.budget, self.smoke, self.start = out, budget, smoke, time.perf_counter()
         self.device = "cpu" if smoke else "cuda"
         self.log = open(out / "log.txt", "a", buffering=1)
-        self.logs = Path("/tmp/gpu_session_logs")  # OUT takes few files: one log per stage would be too many
-        shutil.rmtree(self.logs, ignore_errors=True)
-        self.logs.mkdir()
+        self.logs = Path(tempfile.mkdtemp(prefix="gpu_session_logs-"))  # OUT takes few files: not one per stage
 
     def left(self) -> float:
         return self.budget - (time.perf_counter() - self.start)
