@@ -164,3 +164,20 @@ def test_training_scripts_chain_on_a_fresh_autoencoder(tmp_path):
     out = model.sample(2, sampler="ddim", num_steps=2, y=torch.tensor([1, 7]), record=False,
                        generator=torch.Generator().manual_seed(0))
     assert out.sample.shape == (2, 1, 28, 28) and torch.isfinite(out.sample).all()
+
+
+def test_latent_in_minutes_runs_both_stages_and_scores_against_the_bar(tmp_path):
+    # benchmarks/latent_in_minutes.py end to end with a few steps per stage: it trains both models from
+    # scratch, adds their training times, and judges w = 1 against the bar at the real-digit FID of its n
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "latent_in_minutes.py"
+    spec = importlib.util.spec_from_file_location("latent_in_minutes", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    result = script.main(["--ae-steps", "3", "--ldm-steps", "3", "--threads", "1", "--n", "10",
+                          "--out", str(tmp_path / "run"), "--json", str(tmp_path / "r.json")])
+    assert result["train_seconds"] == pytest.approx(result["autoencoder_train_seconds"] + result["ldm_train_seconds"],
+                                                    abs=0.11)
+    assert result["command_seconds"] >= result["train_seconds"] and set(result["metrics"]) == {"w=1", "w=2"}
+    assert result["at_bar"] is False  # three steps do not make digits
+    assert (tmp_path / "run" / "ae.json").is_file() and (tmp_path / "run" / "ldm.json").is_file()
+    assert (tmp_path / "run" / "samples.png").is_file() and json.loads((tmp_path / "r.json").read_text())["n"] == 10
