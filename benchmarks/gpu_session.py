@@ -9,14 +9,16 @@ stage bounded by the time left, and each stage's results are written to OUT as s
  1. ``train_throughput.py`` (variants plain, eager, graph)       → OUT/throughput.json
  2. ``time_to_quality.py --device cuda`` (the diffviz ``mnist`` recipe against the plain diffusers
     recipe, side by side, wall-clock marks)                         → OUT/time_to_quality.json
- 3. the shipped model: ``diffviz train --recipe mnist-gpu`` (batch 128), its number of steps set
-    from stage 1's measured speed so that it finishes in the time left (a stopped run still saves
-    its checkpoint), 8 snapshots
+ 3. the shipped model: ``diffviz train --recipe mnist-gpu`` (batch 256), its number of steps given
+    by --steps or set from stage 1's measured speed so that it finishes in the time left (a stopped
+    run still saves its checkpoint), 8 snapshots
  4. ``export_pretrained.py``, ``sample_quality.py`` (n = 500, every default row),
     ``export_progress.py`` (the snapshots and their metrics), ``quality_vs_steps.py``
-                                                                    → OUT/cand_a.tar
-OUT/log.txt says what ran when, with the end of each stage's output; OUT/logs.tar holds it whole. Samples use CPU generators for their noise, so every
-metric here can be re-measured on a CPU and agree to float precision.
+                                                                    → OUT/model.tar
+OUT/log.txt says what ran when, with the end of each stage's output; OUT/logs.tar holds it whole.
+Samples use CPU generators for their noise, so every metric here can be re-measured on a CPU and
+agree to float precision. The shipped model was made with
+``--budget 405 --stages train post throughput --steps 12000``.
 """
 from __future__ import annotations
 
@@ -32,7 +34,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CANDIDATES = {"a": []}  # name → extra `diffviz train` options; several train side by side
 SNAPSHOTS = 8  # checkpoints per run, besides step 0
 STAGES = {"throughput": 60, "time_to_quality": 110, "train": 150, "post": 90}  # seconds to keep for each
 
@@ -105,12 +106,12 @@ def time_to_quality(s: Session):
     minutes = ["0.05", "0.1"] if s.smoke else ["0.25", "0.5", "1"]
     argv = ["benchmarks/time_to_quality.py", "--device", s.device, "--diffviz-recipe", "mnist", "--minutes", *minutes,
             "--n", "20" if s.smoke else "200", "--json", str(s.out / "time_to_quality.json"),
-            "--out", "/tmp/ttq-models"]
+            "--out", tempfile.mkdtemp(prefix="ttq-models-")]
     s.run("time_to_quality", argv, 110 if not s.smoke else 300)
 
 
-def train_candidates(s: Session, reserve: float, fixed_steps: int | None) -> dict[str, Path]:
-    """Both candidates side by side; returns their run folders."""
+def train(s: Session, run: Path, reserve: float, fixed_steps: int | None) -> Path:
+    """Train the shipped model's recipe into the checkpoint folder ``run``; the steps fit the time left."""
     seconds = s.left() - reserve
     rate = steps_per_second(s)
     if s.smoke:
@@ -119,61 +120,46 @@ def train_candidates(s: Session, reserve: float, fixed_steps: int | None) -> dic
         steps = fixed_steps
     elif rate is None:
         steps = 12000
-    else:  # the runs share the GPU; ~40 s for start-up (data, CUDA graph capture) and the checkpoints
-        steps = int(0.75 / len(CANDIDATES) * rate * (seconds - 40) / 800) * 800
-    steps = max(steps, 16 if s.smoke else 4000)
-    s.say(f"training: {seconds:.0f} s left for it, measured {rate} steps/s alone → {steps} steps per candidate")
-    runs, procs = {}, []
-    for name, extra in CANDIDATES.items():
-        runs[name] = Path("/tmp") / f"run_{name}"
-        shutil.rmtree(runs[name], ignore_errors=True)
-        argv = ["-m", "diffviz.cli", "train", "--recipe", "mnist-gpu", "--steps", str(steps), "--device", s.device,
-                "--checkpoint-dir", str(runs[name]), "--checkpoint-every", str(max(1, steps // SNAPSHOTS)),
-                "--keep", "100", "--no-progress", "--log-every", "500" if not s.smoke else "4", *extra]
-        if s.smoke:
-            argv += ["--batch-size", "8", "--warmup", "2", "--threads", "1"]
-        procs.append((name, argv, s.start_process(f"train_{name}", argv)))
-    for name, argv, proc in procs:
-        code = s.finish(proc, s.left() - reserve)
-        if code != 0 and not (runs[name] / "latest").exists() and s.left() - reserve > 120:
-            s.say(f"train_{name} failed with nothing saved: once more without the fast path")
-            shutil.rmtree(runs[name], ignore_errors=True)
-            s.run(f"train_{name}_nofast", [*argv, "--no-fast"], s.left() - reserve)
-    return runs
+    else:  # ~40 s for start-up (data, CUDA graph capture) and the checkpoints; 0.75 for what else slows it
+        steps = max(4000, int(0.75 * rate * (seconds - 40) / 800) * 800)
+    s.say(f"training: {seconds:.0f} s left for it, measured {rate} steps/s → {steps} steps")
+    argv = ["-m", "diffviz.cli", "train", "--recipe", "mnist-gpu", "--steps", str(steps), "--device", s.device,
+            "--checkpoint-dir", str(run), "--checkpoint-every", str(max(1, steps // SNAPSHOTS)), "--keep", "100",
+            "--no-progress", "--log-every", "4" if s.smoke else "500"]
+    if s.smoke:
+        argv += ["--batch-size", "8", "--warmup", "2", "--threads", "1"]
+    code = s.run("train", argv, seconds)
+    if code != 0 and not (run / "latest").exists() and s.left() - reserve > 120:
+        s.say("train failed with nothing saved: once more without the fast path")
+        shutil.rmtree(run, ignore_errors=True)
+        s.run("train_nofast", [*argv, "--no-fast"], s.left() - reserve)
+    return run
 
 
-def post_process(s: Session, name: str, run: Path) -> list:
-    """The stage-4 steps of one candidate, as one chain of processes (started by the caller side by side)."""
-    work = Path("/tmp") / f"cand_{name}"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir()
-    hardware = "1 NVIDIA H200 (CUDA graph, bf16 autocast)" if not s.smoke else "smoke"
-    prefix = ROOT / "data" / "pretrained" / f"cand_{name}"
-    n = "20" if s.smoke else "500"
-    return [
-        ("export", ["data/export_pretrained.py", str(run), "--name", f"cand_{name}", "--hardware", hardware]),
-        ("quality", ["benchmarks/sample_quality.py", "--checkpoint", str(prefix), "--n", n, "--device", s.device,
-                     "--json", str(work / "sample_quality.json"), *(["--rows", "ddim-5", "ddim-5@w0"] if s.smoke else [])]),
-        ("progress", ["data/export_progress.py", str(run), "--out", str(work / "progress"), "--n", "10" if s.smoke else "200",
+def post_process(s: Session, run: Path, work: Path, reserve: float):
+    """Export the run's EMA weights and snapshots and measure them, in ``work``; then pack it into OUT/model.tar
+    (with the run's last checkpoint instead if the snapshots could not be exported)."""
+    hardware = "smoke" if s.smoke else "1 NVIDIA H200 (CUDA graph, bf16 autocast)"
+    prefix, n_small = work / "mnist_unet", "10" if s.smoke else "200"
+    steps = [
+        ("export", ["data/export_pretrained.py", str(run), "--out", str(prefix), "--hardware", hardware]),
+        ("quality", ["benchmarks/sample_quality.py", "--checkpoint", str(prefix), "--n", "20" if s.smoke else "500",
+                     "--device", s.device, "--json", str(work / "sample_quality.json"),
+                     *(["--rows", "ddim-5", "ddim-5@w0"] if s.smoke else [])]),
+        ("progress", ["data/export_progress.py", str(run), "--out", str(work / "progress"), "--n", n_small,
                       "--device", s.device, "--hardware", hardware]),
-        ("steps", ["benchmarks/quality_vs_steps.py", "--checkpoint", str(prefix), "--n", "10" if s.smoke else "200",
-                   "--device", s.device, "--out", str(work / "quality_vs_steps.json"),
-                   *(["--steps", "2", "3"] if s.smoke else ["--ddpm-1000"])]),
+        ("steps", ["benchmarks/quality_vs_steps.py", "--checkpoint", str(prefix), "--n", n_small, "--device", s.device,
+                   "--out", str(work / "quality_vs_steps.json"), *(["--steps", "2", "3"] if s.smoke else ["--ddpm-1000"])]),
     ]
-
-
-def pack(s: Session, name: str, run: Path):
-    work = Path("/tmp") / f"cand_{name}"
-    for suffix in (".json", ".safetensors"):
-        source = ROOT / "data" / "pretrained" / f"cand_{name}{suffix}"
-        if source.exists():
-            shutil.copy(source, work / source.name)
-    latest = run / "latest"
-    with tarfile.open(s.out / f"cand_{name}.tar", "w") as tar:
-        tar.add(work, arcname=f"cand_{name}")
-        if not (work / "progress" / "progress.json").exists() and latest.exists():  # a fallback: the raw run's end
-            tar.add(latest.resolve(), arcname=f"cand_{name}/latest")
-    s.say(f"packed {s.out / f'cand_{name}.tar'} ({(s.out / f'cand_{name}.tar').stat().st_size / 2**20:.1f} MiB)")
+    for name, argv in steps:
+        if s.left() - reserve > 15:
+            s.run(name, argv, s.left() - reserve - 10)
+    tar_path = s.out / "model.tar"
+    with tarfile.open(tar_path, "w") as tar:
+        tar.add(work, arcname="model")
+        if not (work / "progress" / "progress.json").exists() and (run / "latest").exists():
+            tar.add((run / "latest").resolve(), arcname="model/latest")
+    s.say(f"packed {tar_path} ({tar_path.stat().st_size / 2**20:.1f} MiB)")
 
 
 def main(argv=None):
@@ -188,7 +174,9 @@ def main(argv=None):
     args.out.mkdir(parents=True, exist_ok=True)
     s = Session(args.out, args.budget, args.smoke)
     s.say(f"python {sys.version.split()[0]}, budget {args.budget:.0f} s, device {s.device}")
-    runs = {}
+    work = Path(tempfile.mkdtemp(prefix="gpu_session-"))
+    run = work / "run"
+    (work / "model").mkdir()
     for i, stage in enumerate(args.stages):
         later = args.stages[i + 1:]
         reserve = sum(STAGES[name] for name in later)
@@ -197,16 +185,9 @@ def main(argv=None):
         elif stage == "time_to_quality":
             time_to_quality(s)
         elif stage == "train":
-            runs = train_candidates(s, reserve, args.steps)
+            train(s, run, reserve, args.steps)
         elif stage == "post":
-            chains = {name: post_process(s, name, run) for name, run in runs.items()}
-            for step in range(4):  # the candidates' chains side by side, step by step
-                procs = [s.start_process(f"{step_name}_{name}", argv) for name, chain in chains.items()
-                         for step_name, argv in [chain[step]] if s.left() - reserve > 15]
-                for proc in procs:
-                    s.finish(proc, s.left() - reserve - 10)
-            for name, run in runs.items():
-                pack(s, name, run)
+            post_process(s, run, work / "model", reserve)
     s.say("done")
 
 

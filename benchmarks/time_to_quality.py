@@ -46,7 +46,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from diffviz import quality  # noqa: E402
 from diffviz.data import load_dataset  # noqa: E402
 from diffviz import recipes  # noqa: E402
+from diffviz.checkpoint_io import cpu_state_dict  # noqa: E402
 from sample_quality import draw_samples, measure, reference_row  # noqa: E402
+from train_throughput import DiffusersEps  # noqa: E402
 
 BAR_ACCURACY, BAR_FID_RATIO = 0.9, 2.0
 DIFFUSERS = dict(batch_size=16, lr=1e-4, betas=(0.95, 0.999), weight_decay=1e-6, eps=1e-8, warmup=500, epochs=100,
@@ -77,10 +79,6 @@ class Marks:
         return not self.marks
 
 
-def cpu_state(module) -> dict:
-    return {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
-
-
 def train_diffviz(marks, out: Path, smoke: bool, clock: str, device: str, recipe: str):
     from diffviz.training import TrainConfig, Trainer
     from safetensors.torch import save_file
@@ -89,7 +87,7 @@ def train_diffviz(marks, out: Path, smoke: bool, clock: str, device: str, recipe
     # On a GPU a host sync every step would slow the fast path; marks are then checked every 10 steps.
     trainer = Trainer(TrainConfig(**settings, device=device, log_every=1 if device == "cpu" else 10))
     clock = Marks(marks, lambda mark, step: save_file(
-        cpu_state(trainer.ema_model), out / f"{mark:09.1f}s-step{step}.safetensors"), clock)
+        cpu_state_dict(trainer.ema_model), out / f"{mark:09.1f}s-step{step}.safetensors"), clock)
     trainer.fit(callback=lambda event: setattr(trainer, "stop_requested", clock.check(event.step)), progress=False)
     for mark in clock.marks:  # the recipe finished before these marks: its final model stands for them
         clock.log.append(dict(mark=mark, step=trainer.step, wall=time.perf_counter() - clock.wall_start, finished=True))
@@ -106,18 +104,7 @@ def diffusers_unet():
                        attention_head_dim=48, num_class_embeds=10)
 
 
-class DiffusersEps(torch.nn.Module):
-    """diffusers' UNet2DModel as a diffviz ε-model: (x_t, t, y) → ε̂."""
-
-    def __init__(self, unet):
-        super().__init__()
-        self.unet = unet
-
-    def forward(self, x, t, y=None):
-        return self.unet(x, t, class_labels=y).sample
-
-
-def train_diffusers(marks, out: Path, smoke: bool, clock: str, device: str, recipe: str):
+def train_diffusers(marks, out: Path, smoke: bool, clock: str, device: str):
     import torch.nn.functional as F
     from diffusers import DDPMScheduler
     from diffusers.optimization import get_cosine_schedule_with_warmup
@@ -139,7 +126,7 @@ def train_diffusers(marks, out: Path, smoke: bool, clock: str, device: str, reci
 
     def save(mark, step):
         ema.copy_to(ema_copy.parameters())
-        save_file(cpu_state(ema_copy), out / f"{mark:09.1f}s-step{step}.safetensors")
+        save_file(cpu_state_dict(ema_copy), out / f"{mark:09.1f}s-step{step}.safetensors")
 
     clock, step, g = Marks(marks, save, clock), 0, torch.Generator().manual_seed(0)
     while True:
@@ -189,15 +176,18 @@ def worker(args):
     out = Path(args.out) / args.worker
     out.mkdir(parents=True, exist_ok=True)
     marks = [60 * m for m in args.minutes]
-    log = (train_diffviz if args.worker == "diffviz" else train_diffusers)(marks, out, args.smoke, args.clock,
-                                                                            args.device, args.diffviz_recipe)
+    if args.worker == "diffviz":
+        log = train_diffviz(marks, out, args.smoke, args.clock, args.device, args.diffviz_recipe)
+    else:
+        log = train_diffusers(marks, out, args.smoke, args.clock, args.device)
     rows = evaluate(args.worker, out, args.n, args.device)
     for row, entry in zip(rows, log):  # rows and log entries are both in mark order
         row["wall_minutes"], row["finished"] = entry["wall"] / 60, entry.get("finished", False)
     (out / "rows.json").write_text(json.dumps(rows))
 
 
-def main(argv=None):
+def parse_args(argv=None):
+    """The command line, with what --smoke and --device imply applied."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--recipes", nargs="+", choices=("diffviz", "diffusers"), default=["diffviz", "diffusers"])
     p.add_argument("--minutes", type=float, nargs="+", default=[5, 10, 20, 30], help="wall-clock marks (training time)")
@@ -217,6 +207,11 @@ def main(argv=None):
         args.minutes, args.n = [0.05, 0.1], 20
     if args.device != "cpu":
         args.clock = "wall"  # CPU time says nothing about GPU work
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
     if args.worker:
         return worker(args)
     if "diffusers" in args.recipes:

@@ -49,14 +49,15 @@ VARIANTS = ("plain", "eager", "graph", "compile", "compile+graph")
 
 
 class DiffusersEps(torch.nn.Module):
-    """diffusers' UNet2DModel behind the ε_θ(x_t, t) interface that ``Trainer`` calls."""
+    """diffusers' UNet2DModel behind diffviz's ε-model interface (x_t, t, y) → ε̂, as ``Trainer`` and
+    ``sample`` call it (y: class labels for a model built with ``num_class_embeds``, else None)."""
 
     def __init__(self, unet):
         super().__init__()
         self.unet = unet
 
     def forward(self, x, t, y=None):
-        return self.unet(x, t, return_dict=False)[0]
+        return self.unet(x, t, class_labels=y, return_dict=False)[0]
 
 
 def diffusers_like(config: UNetConfig, tolerance: float = 0.10):

@@ -33,7 +33,7 @@ from typing import NamedTuple
 import torch
 
 from . import checkpoint_io as io
-from .checkpoint_io import FORMAT_VERSION, CheckpointError, read_tensors
+from .checkpoint_io import FORMAT_VERSION, CheckpointError, cpu_state_dict, read_tensors
 from .classifier import NoisyClassifier, NoisyClassifierConfig
 from .schedules import NoiseSchedule
 from .toy import ToyConfig, ToyMLP
@@ -86,11 +86,6 @@ def model_from_config(config: dict, num_timesteps: int | None = None):
         return cls(model_config)
 
 
-def _weights(model) -> dict:
-    model = getattr(model, "_orig_mod", model)
-    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-
-
 # ----- saving -----
 def save_checkpoint(directory, model, schedule, *, ema_model=None, optimizer=None, train_config=None,
                     step=0, images_seen=0, wall_time=0.0, rng_states=None, losses=None, keep=3,
@@ -105,10 +100,10 @@ def save_checkpoint(directory, model, schedule, *, ema_model=None, optimizer=Non
     tmp = Path(tempfile.mkdtemp(prefix=f"ckpt-{step:06d}-", suffix=".tmp", dir=root))
     try:
         tmp.chmod(0o755)  # mkdtemp makes a private folder; a checkpoint is an ordinary output
-        files = {"model.safetensors": io.write_tensors(tmp / "model.safetensors", _weights(model))}
+        files = {"model.safetensors": io.write_tensors(tmp / "model.safetensors", cpu_state_dict(model))}
         io.pause_for_tests()  # ... and here: a temp folder with only some of its files
         if ema_model is not None:
-            files["ema.safetensors"] = io.write_tensors(tmp / "ema.safetensors", _weights(ema_model))
+            files["ema.safetensors"] = io.write_tensors(tmp / "ema.safetensors", cpu_state_dict(ema_model))
         tensors, scalars = _train_state_tensors(optimizer, rng_states, losses, extra)
         files["train_state.safetensors"] = io.write_tensors(tmp / "train_state.safetensors", tensors,
                                                           metadata={"json": json.dumps(scalars)})
@@ -273,7 +268,7 @@ def export_model(model, schedule, path_prefix, dtype=torch.float16, metadata=Non
     schedule config, sha256, ``metadata``), each atomically. Returns the JSON path."""
     prefix = Path(path_prefix)
     prefix.parent.mkdir(parents=True, exist_ok=True)
-    weights = {k: v.to(dtype) if v.is_floating_point() else v for k, v in _weights(model).items()}
+    weights = {k: v.to(dtype) if v.is_floating_point() else v for k, v in cpu_state_dict(model).items()}
     tensor_path = prefix.with_name(prefix.name + ".safetensors")
     info = io.write_tensors_atomic(tensor_path, weights)
     config = {"format": "diffviz-model", "format_version": FORMAT_VERSION, "model": model_to_config(model),

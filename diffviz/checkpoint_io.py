@@ -49,6 +49,13 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def cpu_state_dict(model) -> dict:
+    """The model's state dict as contiguous CPU tensors, ready for safetensors (a torch.compile'd model's
+    own weights)."""
+    model = getattr(model, "_orig_mod", model)
+    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+
+
 def write_tensors(path: Path, tensors: dict, metadata: dict | None = None) -> dict:
     """save_file + fsync; returns {"sha256", "bytes"} for config.json."""
     save_file(tensors, str(path), metadata=metadata)

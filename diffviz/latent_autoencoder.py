@@ -177,7 +177,7 @@ def export_autoencoder(model, path_prefix, metadata=None, dtype=torch.float16) -
     sha256, ``metadata``), each atomically. Returns the JSON path."""
     prefix = Path(path_prefix)
     prefix.parent.mkdir(parents=True, exist_ok=True)
-    weights = {k: v.detach().cpu().to(dtype).contiguous() for k, v in model.state_dict().items()}
+    weights = {k: v.to(dtype) if v.is_floating_point() else v for k, v in io.cpu_state_dict(model).items()}
     tensor_path = prefix.with_name(prefix.name + ".safetensors")
     info = io.write_tensors_atomic(tensor_path, weights)
     config = {"format": FORMAT, "format_version": io.FORMAT_VERSION,

@@ -134,14 +134,21 @@ def test_the_shipped_model_was_trained_with_the_mnist_gpu_recipe():
 
 def test_time_to_quality_on_a_gpu_clocks_wall_time_and_names_the_recipe():
     """``--device`` other than cpu switches the marks to wall time (CPU time says nothing about GPU
-    work); ``--diffviz-recipe`` accepts every named recipe."""
+    work); ``--diffviz-recipe`` takes the named recipes and refuses others before any work."""
     import importlib.util
     from pathlib import Path
+
+    from diffviz.recipes import RECIPES
 
     path = Path(__file__).resolve().parent.parent / "benchmarks" / "time_to_quality.py"
     spec = importlib.util.spec_from_file_location("time_to_quality", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    assert module.parse_args([]).clock == "cpu" and module.parse_args([]).diffviz_recipe == "mnist-fast"
+    assert module.parse_args(["--device", "cuda"]).clock == "wall"
+    assert module.parse_args(["--device", "cuda", "--clock", "cpu"]).clock == "wall"
+    for name in RECIPES:
+        assert module.parse_args(["--diffviz-recipe", name]).diffviz_recipe == name
+    with pytest.raises(SystemExit):
+        module.parse_args(["--diffviz-recipe", "cifar"])
     assert module.device_name("cpu") == "cpu"
-    with pytest.raises(SystemExit):  # an unknown recipe is refused by argparse, before any work
-        module.main(["--diffviz-recipe", "cifar", "--recipes", "diffviz"])
